@@ -1,0 +1,3 @@
+from astrosnn.cli import main
+
+raise SystemExit(main())

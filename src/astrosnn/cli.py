@@ -1,0 +1,43 @@
+"""The `astrosnn` command: one entry point, one module per subcommand group in astrosnn.commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from astrosnn import __version__
+from astrosnn.errors import AstrosnnError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from astrosnn.commands import data, lm, nalsm
+
+    parser = argparse.ArgumentParser(
+        prog="astrosnn",
+        description="Astrocyte-modulated spiking neural networks: NALSM and AstroSNN.",
+    )
+    parser.add_argument("--version", action="version", version=f"astrosnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    data.add_parser(sub)
+    nalsm.add_parser(sub)
+    lm.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except AstrosnnError as e:
+        print(f"astrosnn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("astrosnn: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""NALSM: liquid topology, simulation engine, plasticity phases, readout and diagnostics."""

@@ -1,0 +1,1 @@
+"""AM-SU layer, AstroSNN language model, baselines, training and generation."""

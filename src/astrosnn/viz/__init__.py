@@ -1,0 +1,1 @@
+"""Plots: spike rasters with the astrocyte trace, branching factor, learning curves."""

@@ -1,0 +1,29 @@
+"""Shared fixtures: the real datasets in ../shared/data (CI has that folder too)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path | None:
+    env = os.environ.get("ASTROSNN_SHARED_DATA")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
+        if cand.is_dir():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder with mnist/, fashion-mnist/, nmnist/, ptb/, tinyshakespeare/."""
+    path = _shared_data()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("../shared/data is missing in CI: the real-data tests cannot run")
+        pytest.skip("../shared/data not found (set ASTROSNN_SHARED_DATA)")
+    return path
