@@ -1,0 +1,54 @@
+"""IDX files (LeCun's MNIST format), optionally gzip-compressed: header checks, then one np.frombuffer."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from astrosnn.errors import DataError
+
+IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped if it ends in .gz; a truncated or corrupt gzip names the file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    if path.suffix != ".gz":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except EOFError:
+        raise DataError(f"{path}: truncated gzip file (compressed data ends early)") from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as e:
+        raise DataError(f"{path}: corrupt gzip file ({e})") from None
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """An IDX ubyte array; checks the magic number, the dimensions and that the data length matches."""
+    data = read_bytes(path)
+    if len(data) < 4:
+        raise DataError(f"{path}: too short for an IDX header ({len(data)} bytes)")
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        raise DataError(f"{path}: wrong IDX magic number {found} (expected {magic})")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: IDX header cut short ({len(data)} bytes, needs {header})")
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        raise DataError(
+            f"{path}: IDX data size mismatch: header says {'x'.join(map(str, dims))} "
+            f"({expected - header} bytes) but the file holds {len(data) - header}"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)

@@ -1,0 +1,96 @@
+"""Where data comes from: --data-dir > $ASTROSNN_DATA > the user cache; missing files are fetched with pooch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from astrosnn.data.registry import DatasetFiles, RemoteFile
+from astrosnn.errors import DataError
+
+ENV_VAR = "ASTROSNN_DATA"
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
+    """The data folder: the option if given, else $ASTROSNN_DATA, else the user cache folder."""
+    if data_dir is not None and str(data_dir) != "":
+        path = Path(data_dir).expanduser()
+    elif os.environ.get(ENV_VAR):
+        path = Path(os.environ[ENV_VAR]).expanduser()
+    else:
+        import pooch
+
+        path = Path(pooch.os_cache("astrosnn"))
+    if path.exists() and not path.is_dir():
+        raise DataError(f"data folder {path} is not a folder")
+    return path
+
+
+def is_present(remote: RemoteFile, folder: Path) -> bool:
+    """A plain file is present when it exists; an archive when its unpacked folder holds any file."""
+    if remote.unpacks_to is not None:
+        unpacked = folder / remote.unpacks_to
+        return unpacked.is_dir() and any(unpacked.rglob("*.bin"))
+    return (folder / remote.name).is_file()
+
+
+def fetch_file(remote: RemoteFile, folder: Path) -> None:
+    """Download one file with pooch (hash verified before it is moved in); unpack archives."""
+    import pooch
+
+    processor = pooch.Unzip(extract_dir=str(folder)) if remote.unpacks_to is not None else None
+    pooch.retrieve(
+        url=remote.url,
+        known_hash=remote.known_hash,
+        fname=remote.name,
+        path=str(folder),
+        processor=processor,
+        progressbar=True,
+    )
+
+
+def _what_to_put(spec: DatasetFiles, remote: RemoteFile) -> str:
+    if remote.unpacks_to is not None:
+        return f"{remote.unpacks_to}/<label>/<NNNNN>.bin (unpacked {remote.name})"
+    return remote.name
+
+
+def require_files(
+    spec: DatasetFiles,
+    data_dir: str | Path | None = None,
+    download: bool = True,
+    names: Iterable[str] | None = None,
+) -> Path:
+    """Make sure the named files of `spec` are in `<data dir>/<folder>`; return that folder.
+
+    Missing files are downloaded when `download` is true; when that fails (or is off), one DataError
+    says which files to put in which folder.
+    """
+    folder = resolve_data_dir(data_dir) / spec.folder
+    wanted = spec.files if names is None else tuple(spec.file(n) for n in names)
+    missing = [f for f in wanted if not is_present(f, folder)]
+    if not missing:
+        return folder
+    reason = "download=False"
+    if download:
+        failed = []
+        for remote in missing:
+            try:
+                fetch_file(remote, folder)
+            except Exception as e:  # network, hash mismatch, read-only folder: all end in one message
+                failed.append(remote)
+                reason = f"download from {spec.origin} failed: {type(e).__name__}: {_first_line(e)}"
+        missing = [f for f in failed if not is_present(f, folder)]
+        if not missing:
+            return folder
+    files = ", ".join(_what_to_put(spec, f) for f in missing)
+    raise DataError(
+        f"{spec.key}: missing {files} in {folder} ({reason}); put these files from {spec.origin} "
+        f"in that folder, or point --data-dir or ${ENV_VAR} at a folder holding {spec.folder}/"
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else ""
