@@ -1,0 +1,112 @@
+"""Current-based LIF neuron with a 2-ms refractory period and the most-recent-spike synaptic kernel.
+
+A pure step split in two halves so that the caller can compute the synaptic current between them,
+exactly in NALSM's per-millisecond order (spec nalsm.md §1.1):
+
+    1) S = v >= v_thr and not refractory      2) v[S] = 0        4) delta[S] = 0
+    5) v = v - v/tau_v + sum_j W_ij exp(-delta_j) + I_ext      6) delta += 1 (clipped to delta_max)
+    7) refractory: spikers 2, others decrement to 0
+
+`delta_j` is the number of ms since pre neuron j's most recent spike (tau_u = 1 ms), so a spike at step t
+drives its targets within step t (kernel 1) and can make them fire at t+1.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+
+class LIFParams(NamedTuple):
+    tau_v: float = 64.0
+    v_thr: float = 20.0
+    v_reset: float = 0.0
+    refractory: int = 2
+    delta_init: int = 20  # t_lim: at start every neuron looks 20 ms past its last spike
+    delta_max: int = 100
+
+
+DEFAULT_LIF = LIFParams()
+
+
+class LIFState(NamedTuple):
+    v: torch.Tensor  # (B, M) membrane potential
+    refractory: torch.Tensor  # (B, M) int16, steps of blocked spike detection left
+    delta: torch.Tensor  # (B, M) int64, ms since the most recent spike (clipped to delta_max)
+
+
+def kernel_table(params: LIFParams = DEFAULT_LIF, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """exp(-k) for k = 0..delta_max, computed once in float64 so every backend uses the same numbers."""
+    values = np.exp(-np.arange(params.delta_max + 1, dtype=np.float64))
+    return torch.from_numpy(values).to(dtype)
+
+
+def lif_init(batch: int, n: int, params: LIFParams = DEFAULT_LIF, dtype: torch.dtype = torch.float32) -> LIFState:
+    return LIFState(
+        v=torch.zeros(batch, n, dtype=dtype),
+        refractory=torch.zeros(batch, n, dtype=torch.int16),
+        delta=torch.full((batch, n), params.delta_init, dtype=torch.int64),
+    )
+
+
+def lif_fire(state: LIFState, params: LIFParams = DEFAULT_LIF) -> tuple[torch.Tensor, LIFState]:
+    """Steps 1, 2, 4: detect spikes, reset their v, restart their kernel. Returns (S bool, state)."""
+    spikes = (state.v >= params.v_thr) & (state.refractory == 0)
+    v = state.v.masked_fill(spikes, params.v_reset)
+    delta = state.delta.masked_fill(spikes, 0)
+    return spikes, LIFState(v, state.refractory, delta)
+
+
+def lif_integrate(
+    state: LIFState,
+    spikes: torch.Tensor,
+    current: torch.Tensor,
+    params: LIFParams = DEFAULT_LIF,
+) -> LIFState:
+    """Steps 5-7: leak + input current (synaptic and external), advance kernels, refractory counters."""
+    v = state.v - state.v / params.tau_v + current
+    delta = (state.delta + 1).clamp_(max=params.delta_max)
+    refractory = torch.where(
+        spikes,
+        torch.full_like(state.refractory, params.refractory),
+        (state.refractory - 1).clamp_(min=0),
+    )
+    return LIFState(v, refractory, delta)
+
+
+def synaptic_current(
+    weights: torch.Tensor,
+    kernel: torch.Tensor,
+    pre: torch.Tensor,
+    post: torch.Tensor,
+    n: int,
+) -> torch.Tensor:
+    """sum_j W_ij * kernel_j over a COO synapse list: weights (B, S), kernel (B, M) -> (B, n).
+
+    Sums run in synapse order (index_add_), which the fast backend mirrors for identical results.
+    """
+    out = torch.zeros(weights.shape[0], n, dtype=weights.dtype)
+    return out.index_add_(1, post, weights * kernel.index_select(1, pre))
+
+
+def lif_step(
+    state: LIFState,
+    weights: torch.Tensor,
+    pre: torch.Tensor,
+    post: torch.Tensor,
+    external: torch.Tensor,
+    table: torch.Tensor,
+    params: LIFParams = DEFAULT_LIF,
+) -> tuple[torch.Tensor, LIFState]:
+    """One full millisecond of a network of LIF neurons: (S, new_state)."""
+    spikes, state = lif_fire(state, params)
+    current = synaptic_current(weights, table[state.delta], pre, post, state.v.shape[1]) + external
+    return spikes, lif_integrate(state, spikes, current, params)
+
+
+def trace_decay_for(tau_ms: float) -> float:
+    """Per-ms multiplier of a trace with time constant tau_ms."""
+    return math.exp(-1.0 / tau_ms)
