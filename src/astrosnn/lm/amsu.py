@@ -1,0 +1,476 @@
+"""AM-SU: the Astrocyte-Modulated Spiking Unit (Shen et al. 2023), as fixed by ``specs/amsu.md``.
+
+Per layer (width ``d``, ``h`` heads of size ``d_h = d / h``)::
+
+    I_t = sigma(W_I x_t + b_I)                               neuron input current
+    x~_t = sum_j w_j * x_{t-j}   (depthwise causal shift)   order signal for keys/queries
+    k_t = phi(W_k x~_t),  q_t = phi(W_q x~_t),  v_t = W_v x_t
+    H_t = lambda H_{t-1} + v_t k_t^T                         astrocyte state, per head
+    o_t = g * Norm(H_t q_t)                                  RMS norm, or / (q_t . z_t), z_t = lambda z_{t-1} + k_t
+    u_t = beta u_{t-1} (1 - sg(s_{t-1})) + I_t
+    s_t = Theta(u_t + o_t - theta)
+
+Two forms that agree to float precision: :func:`amsu_step` (one token, explicit state; generation)
+and :func:`amsu_sequence` (training: the astrocyte exactly in chunks, the neuron as a fused scan).
+``AMSU`` is the ``nn.Module`` wrapper: ``forward(x (B, T, d), state=None) -> (spikes (B, T, d), state)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from astrosnn.core.surrogate import SURROGATE_NAMES, Surrogate, get_surrogate
+from astrosnn.errors import AstrosnnError
+from astrosnn.lm.lif import LIFState, lif_step, reset_mode
+from astrosnn.lm.scan import SCAN_BACKENDS, lif_scan
+
+__all__ = [
+    "AMSU",
+    "AMSUConfig",
+    "AMSUParams",
+    "AMSUState",
+    "NORMS",
+    "PHIS",
+    "SIGMAS",
+    "amsu_sequence",
+    "amsu_step",
+    "astrocyte_chunked",
+    "multiscale_lambdas",
+]
+
+SIGMAS = ("sigmoid", "identity", "tanh", "relu")
+PHIS = ("elu+1", "relu", "softplus", "sigmoid", "identity")
+NORMS = ("rms", "denominator")
+_EPS = 1e-6
+
+
+def _sigma(name: str, x: Tensor) -> Tensor:
+    if name == "sigmoid":
+        return torch.sigmoid(x)
+    if name == "identity":
+        return x
+    if name == "tanh":
+        return torch.tanh(x)
+    return torch.relu(x)
+
+
+def _phi(name: str, x: Tensor) -> Tensor:
+    if name == "elu+1":
+        return F.elu(x) + 1
+    if name == "relu":
+        return torch.relu(x)
+    if name == "softplus":
+        return F.softplus(x)
+    if name == "sigmoid":
+        return torch.sigmoid(x)
+    return x
+
+
+@dataclass
+class AMSUConfig:
+    """Every switch of the AM-SU layer (the spec's ablations). JSON-friendly: ``asdict`` round-trips.
+
+    Attributes:
+        width: channels ``d`` (input and output).
+        heads: astrocyte heads ``h``; ``width`` must be divisible by it.
+        astrocyte: False gives ``o_t = 0``: a plain LIF layer with ``sigma`` on its input.
+        lambda_learnable: learn the per-head astrocyte decay (through a sigmoid).
+        lambda_init: None = multi-scale ``1 - 2^(-5 - 3 i / max(h - 1, 1))`` per head; else one value.
+        sigma: neuron input transfer (``sigmoid`` | ``identity`` | ``tanh`` | ``relu``).
+        phi: positive feature map for keys/queries (``elu+1`` | ``relu`` | ``softplus`` | ``sigmoid`` |
+            ``identity``).
+        norm: readout normalisation (``rms`` | ``denominator`` = linear-attention ``q . z``).
+        gain_init: initial per-channel gain ``g`` on the normalised readout.
+        reset: hard reset after a spike; False = ``u_t = beta u_{t-1} + I_t``.
+        cut_reset_grad: stop the gradient through the reset (default; see the spec).
+        token_shift: depthwise causal shift of the last ``shift_size`` inputs for keys/queries.
+        shift_size: taps of the shift (current token included).
+        threshold / threshold_learnable: spike threshold theta (per channel when learnable).
+        beta_init: initial membrane decay.
+        surrogate / surrogate_alpha: surrogate spike derivative (alpha None = the surrogate's default).
+        chunk_size: chunk length of the sequence form (any value >= 1; results do not depend on it).
+        scan_backend: ``auto`` (numba on CPU) | ``numba`` | ``torch``.
+    """
+
+    width: int = 128
+    heads: int = 4
+    astrocyte: bool = True
+    lambda_learnable: bool = True
+    lambda_init: float | None = None
+    sigma: str = "sigmoid"
+    phi: str = "elu+1"
+    norm: str = "rms"
+    gain_init: float = 1.0
+    reset: bool = True
+    cut_reset_grad: bool = True
+    token_shift: bool = True
+    shift_size: int = 4
+    threshold: float = 1.0
+    threshold_learnable: bool = False
+    beta_init: float = 0.9
+    surrogate: str = "arctan"
+    surrogate_alpha: float | None = None
+    chunk_size: int = 64
+    scan_backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def choice(field: str, value: str, options: tuple[str, ...]) -> None:
+            if value not in options:
+                raise AstrosnnError(
+                    f"unknown AM-SU {field} {value!r}; choose one of {', '.join(options)}"
+                )
+
+        if self.width < 1 or self.heads < 1:
+            raise AstrosnnError(
+                f"AM-SU width and heads must be >= 1, got {self.width} and {self.heads}"
+            )
+        if self.width % self.heads:
+            raise AstrosnnError(f"AM-SU width {self.width} is not divisible by heads {self.heads}")
+        choice("sigma", self.sigma, SIGMAS)
+        choice("phi", self.phi, PHIS)
+        choice("norm", self.norm, NORMS)
+        choice("surrogate", self.surrogate, SURROGATE_NAMES)
+        choice("scan_backend", self.scan_backend, SCAN_BACKENDS)
+        if self.lambda_init is not None and not 0.0 < self.lambda_init < 1.0:
+            raise AstrosnnError(f"AM-SU lambda_init must lie in (0, 1), got {self.lambda_init}")
+        if not 0.0 < self.beta_init < 1.0:
+            raise AstrosnnError(f"AM-SU beta_init must lie in (0, 1), got {self.beta_init}")
+        if self.chunk_size < 1:
+            raise AstrosnnError(f"AM-SU chunk_size must be >= 1, got {self.chunk_size}")
+        if self.shift_size < 1:
+            raise AstrosnnError(f"AM-SU shift_size must be >= 1, got {self.shift_size}")
+        if self.surrogate_alpha is not None and not self.surrogate_alpha > 0:
+            raise AstrosnnError(f"AM-SU surrogate_alpha must be > 0, got {self.surrogate_alpha}")
+
+    @property
+    def head_size(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def reset_mode(self) -> str:
+        return reset_mode(self.reset, self.cut_reset_grad)
+
+    @property
+    def shift_taps(self) -> int:
+        """Taps of the key/query shift (1 = no shift)."""
+        return self.shift_size if self.token_shift else 1
+
+
+def multiscale_lambdas(heads: int) -> list[float]:
+    """Per-head astrocyte decays ``1 - 2^(-5 - 3 i / max(heads - 1, 1))``: slow, slower, ..."""
+    return [1 - 2.0 ** (-5 - 3 * i / max(heads - 1, 1)) for i in range(heads)]
+
+
+class AMSUState(NamedTuple):
+    """State carried between tokens (all tensors; parts a configuration does not use have size 0).
+
+    u: ``(B, d)`` membrane; s: ``(B, d)`` last spikes; H: ``(B, h, d_h, d_h)`` astrocyte state (value x key);
+    z: ``(B, h, d_h)`` key sum for the ``denominator`` norm; shift: ``(B, taps - 1, d)`` last inputs,
+    oldest first.
+    """
+
+    u: Tensor
+    s: Tensor
+    H: Tensor
+    z: Tensor
+    shift: Tensor
+
+
+class AMSUParams(NamedTuple):
+    """The layer's tensors, as the pure functions use them (decays already through their sigmoid)."""
+
+    w_current: Tensor  # (d, d)
+    b_current: Tensor  # (d,)
+    w_key: Tensor | None  # (d, d)
+    w_query: Tensor | None  # (d, d)
+    w_value: Tensor | None  # (d, d)
+    shift: Tensor | None  # (d, taps), tap 0 = current token
+    log_lambda: Tensor | None  # (h,) log of the astrocyte decay
+    gain: Tensor | None  # (d,)
+    beta: Tensor  # (d,)
+    theta: Tensor  # (d,)
+    surrogate: Surrogate
+
+
+def init_amsu_state(config: AMSUConfig, batch_size: int, device=None, dtype=None) -> AMSUState:  # noqa: ANN001
+    """Fresh zero state."""
+    d, h, dh = config.width, config.heads, config.head_size
+    kw = {"device": device, "dtype": dtype or torch.get_default_dtype()}
+    astro = config.astrocyte
+    return AMSUState(
+        u=torch.zeros(batch_size, d, **kw),
+        s=torch.zeros(batch_size, d, **kw),
+        H=torch.zeros(batch_size, h, dh, dh, **kw) if astro else torch.zeros(batch_size, 0, **kw),
+        z=(
+            torch.zeros(batch_size, h, dh, **kw)
+            if astro and config.norm == "denominator"
+            else torch.zeros(batch_size, 0, **kw)
+        ),
+        shift=torch.zeros(batch_size, config.shift_taps - 1 if astro else 0, d, **kw),
+    )
+
+
+def _readout_norm(y: Tensor, config: AMSUConfig, denominator: Tensor | None) -> Tensor:
+    """``y (..., h, d_h)`` normalised per head."""
+    if config.norm == "denominator":
+        return y / (denominator.unsqueeze(-1) + _EPS)
+    return y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + _EPS)
+
+
+def amsu_step(
+    x: Tensor, state: AMSUState, params: AMSUParams, config: AMSUConfig
+) -> tuple[Tensor, AMSUState]:
+    """One token: ``x (B, d)`` -> ``(spikes (B, d), new state)``. The recurrent form, for generation."""
+    B, d = x.shape
+    h, dh = config.heads, config.head_size
+    current = _sigma(config.sigma, F.linear(x, params.w_current, params.b_current))
+    H, z, shift = state.H, state.z, state.shift
+    feedback = None
+    if config.astrocyte:
+        window = torch.cat([shift, x.unsqueeze(1)], dim=1)  # (B, taps, d), oldest first
+        taps = window.shape[1]
+        x_shift = (
+            (window * params.shift.flip(1).t().unsqueeze(0)).sum(1)
+            if taps > 1
+            else x * params.shift[:, 0]
+        )
+        shift = window[:, 1:]
+        k = _phi(config.phi, F.linear(x_shift, params.w_key)).view(B, h, dh)
+        q = _phi(config.phi, F.linear(x_shift, params.w_query)).view(B, h, dh)
+        v = F.linear(x, params.w_value).view(B, h, dh)
+        lam = params.log_lambda.exp().view(1, h, 1)
+        H = lam.unsqueeze(-1) * H + v.unsqueeze(-1) * k.unsqueeze(-2)
+        y = (H @ q.unsqueeze(-1)).squeeze(-1)
+        den = None
+        if config.norm == "denominator":
+            z = lam * z + k
+            den = (q * z).sum(-1)
+        feedback = params.gain * _readout_norm(y, config, den).reshape(B, d)
+    s, lif = lif_step(
+        current, LIFState(state.u, state.s), params.beta, params.theta, params.surrogate,
+        config.reset_mode, feedback,
+    )  # fmt: skip
+    return s, AMSUState(lif.u, lif.s, H, z, shift)
+
+
+def astrocyte_chunked(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    H: Tensor,
+    z: Tensor | None,
+    log_lambda: Tensor,
+    chunk_size: int,
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+    """The astrocyte over a sequence, exactly, in chunks.
+
+    Args:
+        q, k, v: ``(B, h, T, d_h)``; H: ``(B, h, d_h, d_h)`` state before the sequence (value x key);
+        z: ``(B, h, d_h)`` key sum before the sequence, or None when no denominator is needed;
+        log_lambda: ``(h,)``; chunk_size: any length >= 1.
+
+    Returns:
+        ``y (B, h, T, d_h)`` with ``y_t = H_t q_t``; the denominators ``q_t . z_t (B, h, T)`` (or None);
+        the final ``H`` and ``z``.
+
+    Within a chunk: ``y = ((Q K^T) * D) V + lambda^(i+1) Q H_prev^T`` with ``D[i, j] = lambda^(i-j)`` for
+    ``j <= i``; between chunks ``H = lambda^c H_prev + V^T (lambda^(c-1-j) K)``.
+    """
+    T = q.shape[2]
+    ys, dens = [], []
+    ll = log_lambda.view(1, -1, 1, 1)
+    for start in range(0, T, chunk_size):
+        c = min(chunk_size, T - start)
+        qc, kc, vc = (t[:, :, start : start + c] for t in (q, k, v))
+        idx = torch.arange(c, device=q.device, dtype=q.dtype)
+        diff = idx.view(-1, 1) - idx.view(1, -1)  # (c, c)
+        decay = torch.where(
+            diff >= 0, torch.exp(diff.clamp(min=0) * ll), torch.zeros((), dtype=q.dtype)
+        )
+        scores = (qc @ kc.transpose(-1, -2)) * decay  # (B, h, c, c)
+        decay_in = torch.exp((idx + 1).view(1, 1, -1, 1) * ll)  # (1, h, c, 1)
+        ys.append(scores @ vc + decay_in * (qc @ H.transpose(-1, -2)))
+        decay_out = torch.exp((c - 1 - idx).view(1, 1, -1, 1) * ll)  # (1, h, c, 1)
+        decay_all = torch.exp(c * ll)  # (1, h, 1, 1)
+        if z is not None:
+            dens.append(scores.sum(-1) + decay_in.squeeze(-1) * (qc @ z.unsqueeze(-1)).squeeze(-1))
+            z = decay_all.squeeze(-1) * z + (decay_out * kc).sum(2)
+        H = decay_all * H + vc.transpose(-1, -2) @ (decay_out * kc)
+    y = torch.cat(ys, dim=2)
+    den = torch.cat(dens, dim=2) if z is not None else None
+    return y, den, H, z
+
+
+def amsu_sequence(
+    x: Tensor, state: AMSUState, params: AMSUParams, config: AMSUConfig
+) -> tuple[Tensor, AMSUState]:
+    """The sequence form: ``x (B, T, d)`` -> ``(spikes (B, T, d), state after the last token)``."""
+    B, T, d = x.shape
+    h, dh = config.heads, config.head_size
+    current = _sigma(config.sigma, F.linear(x, params.w_current, params.b_current))
+    H, z, shift = state.H, state.z, state.shift
+    feedback = None
+    if config.astrocyte:
+        taps = params.shift.shape[1]
+        if taps > 1:
+            padded = torch.cat([shift, x], dim=1)  # (B, taps - 1 + T, d)
+            x_shift = sum(
+                params.shift[:, j] * padded[:, taps - 1 - j : taps - 1 - j + T] for j in range(taps)
+            )
+            shift = padded[:, padded.shape[1] - (taps - 1) :]
+        else:
+            x_shift = x * params.shift[:, 0]
+
+        def heads(t: Tensor) -> Tensor:
+            return t.view(B, T, h, dh).transpose(1, 2)
+
+        k = heads(_phi(config.phi, F.linear(x_shift, params.w_key)))
+        q = heads(_phi(config.phi, F.linear(x_shift, params.w_query)))
+        v = heads(F.linear(x, params.w_value))
+        use_den = config.norm == "denominator"
+        y, den, H, z_new = astrocyte_chunked(
+            q, k, v, H, z if use_den else None, params.log_lambda, config.chunk_size
+        )
+        if use_den:
+            z = z_new
+            den = den.transpose(1, 2)
+        y = _readout_norm(y.transpose(1, 2), config, den)  # (B, T, h, dh)
+        feedback = params.gain * y.reshape(B, T, d)
+    spikes, u = lif_scan(
+        current, feedback, params.beta, params.theta, state.u, state.s, params.surrogate,
+        config.reset_mode, config.scan_backend,
+    )  # fmt: skip
+    s_last = spikes[:, -1] if T else state.s
+    return spikes, AMSUState(u, s_last, H, z, shift)
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+class AMSU(nn.Module):
+    """The AM-SU layer; a drop-in spiking time-mixing layer.
+
+    ``forward(x, state=None)``: ``x`` float ``(B, T, width)`` -> ``(spikes (B, T, width) in {0, 1},
+    AMSUState)``. ``state=None`` starts from zeros; pass the returned state back to continue the
+    sequence (detach it for truncated BPTT). ``step(x_t (B, width), state)`` is the one-token form.
+    The module keeps no hidden state.
+    """
+
+    def __init__(self, config: AMSUConfig | None = None, **options: object) -> None:
+        super().__init__()
+        if config is None:
+            config = AMSUConfig(**options)  # type: ignore[arg-type]
+        elif options:
+            raise AstrosnnError("pass either an AMSUConfig or keyword options, not both")
+        config.validate()
+        self.config = config
+        d, h = config.width, config.heads
+        self.current = nn.Linear(d, d)
+        self.surrogate = get_surrogate(config.surrogate, config.surrogate_alpha)
+        self.beta_logit = nn.Parameter(torch.full((d,), _logit(config.beta_init)))
+        theta = torch.full((d,), float(config.threshold))
+        if config.threshold_learnable:
+            self.theta = nn.Parameter(theta)
+        else:
+            self.register_buffer("theta", theta)
+        if config.astrocyte:
+            self.key = nn.Linear(d, d, bias=False)
+            self.query = nn.Linear(d, d, bias=False)
+            self.value = nn.Linear(d, d, bias=False)
+            taps = config.shift_taps
+            shift = torch.zeros(d, taps)
+            shift[:, 0] = 1.0
+            if taps > 1:
+                bound = 1 / math.sqrt(taps)
+                shift[:, 1:].uniform_(-bound, bound)
+            self.shift = nn.Parameter(shift)
+            lams = multiscale_lambdas(h) if config.lambda_init is None else [config.lambda_init] * h
+            lam_logit = torch.tensor([_logit(v) for v in lams])
+            if config.lambda_learnable:
+                self.lambda_logit = nn.Parameter(lam_logit)
+            else:
+                self.register_buffer("lambda_logit", lam_logit)
+            self.gain = nn.Parameter(torch.full((d,), float(config.gain_init)))
+
+    @property
+    def astrocyte_decay(self) -> Tensor | None:
+        """Per-head lambda in (0, 1), or None without astrocyte."""
+        return torch.sigmoid(self.lambda_logit) if self.config.astrocyte else None
+
+    def params(self, dtype: torch.dtype | None = None) -> AMSUParams:
+        """The tensors the pure functions take (differentiable views of the parameters)."""
+        astro = self.config.astrocyte
+
+        def cast(t: Tensor) -> Tensor:
+            return t if dtype is None else t.to(dtype)
+
+        return AMSUParams(
+            w_current=cast(self.current.weight),
+            b_current=cast(self.current.bias),
+            w_key=cast(self.key.weight) if astro else None,
+            w_query=cast(self.query.weight) if astro else None,
+            w_value=cast(self.value.weight) if astro else None,
+            shift=cast(self.shift) if astro else None,
+            log_lambda=cast(F.logsigmoid(self.lambda_logit)) if astro else None,
+            gain=cast(self.gain) if astro else None,
+            beta=cast(torch.sigmoid(self.beta_logit)),
+            theta=cast(self.theta),
+            surrogate=self.surrogate,
+        )
+
+    def init_state(self, batch_size: int, device=None, dtype=None) -> AMSUState:  # noqa: ANN001
+        ref = self.beta_logit
+        return init_amsu_state(self.config, batch_size, device or ref.device, dtype or ref.dtype)
+
+    def _check_input(self, x: Tensor, ndim: int) -> None:
+        shape = "(B, T, width)" if ndim == 3 else "(B, width)"
+        if not isinstance(x, Tensor):
+            raise AstrosnnError(f"AM-SU input must be a tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise AstrosnnError(f"AM-SU input must be a float tensor, got {x.dtype}")
+        if x.ndim != ndim or x.shape[-1] != self.config.width:
+            raise AstrosnnError(
+                f"AM-SU input must have shape {shape} with width {self.config.width}, got {tuple(x.shape)}"
+            )
+
+    def _check_state(self, state: AMSUState, x: Tensor) -> None:
+        want = init_amsu_state(self.config, x.shape[0], device="meta")
+        for name, have, ref in zip(AMSUState._fields, state, want):
+            if tuple(have.shape) != tuple(ref.shape):
+                raise AstrosnnError(
+                    f"AM-SU state {name} has shape {tuple(have.shape)}, expected {tuple(ref.shape)}"
+                )
+
+    def forward(self, x: Tensor, state: AMSUState | None = None) -> tuple[Tensor, AMSUState]:
+        self._check_input(x, 3)
+        if state is None:
+            state = self.init_state(x.shape[0], x.device, x.dtype)
+        else:
+            self._check_state(state, x)
+        return amsu_sequence(x, state, self.params(x.dtype), self.config)
+
+    def step(self, x: Tensor, state: AMSUState | None = None) -> tuple[Tensor, AMSUState]:
+        """One token: ``x (B, width)`` -> ``(spikes (B, width), state)``."""
+        self._check_input(x, 2)
+        if state is None:
+            state = self.init_state(x.shape[0], x.device, x.dtype)
+        else:
+            self._check_state(state, x)
+        return amsu_step(x, state, self.params(x.dtype), self.config)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (
+            f"width={c.width}, heads={c.heads}, astrocyte={c.astrocyte}, norm={c.norm!r}, "
+            f"reset={c.reset_mode!r}, token_shift={c.token_shift}"
+        )
