@@ -27,6 +27,15 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     return path
 
 
+def data_dir_origin(data_dir: str | Path | None = None) -> str:
+    """Which rule chose the data folder, for reports."""
+    if data_dir is not None and str(data_dir) != "":
+        return "--data-dir"
+    if os.environ.get(ENV_VAR):
+        return f"${ENV_VAR}"
+    return "user cache"
+
+
 def is_present(remote: RemoteFile, folder: Path) -> bool:
     """A plain file is present when it exists; an archive when its unpacked folder holds any file."""
     if remote.unpacks_to is not None:

@@ -1,0 +1,128 @@
+import csv
+
+import numpy as np
+import pytest
+
+from astrosnn.data.nmnist import EVENT_DTYPE, load_nmnist
+from astrosnn.errors import AstrosnnError, DataError
+
+TRAIN_COUNTS = [97, 116, 99, 93, 105, 92, 94, 117, 87, 100]
+TEST_COUNTS = [8, 14, 8, 11, 14, 7, 10, 15, 2, 11]
+
+
+@pytest.fixture(scope="module")
+def nmnist(shared_data):
+    with pytest.warns(UserWarning, match="validation = the last 167"):
+        train = load_nmnist("train", data_dir=shared_data, download=False)
+    with pytest.warns(UserWarning):
+        val = load_nmnist("validation", data_dir=shared_data, download=False)
+    return {"train": train, "validation": val, "test": load_nmnist("test", data_dir=shared_data, download=False)}
+
+
+@pytest.fixture(scope="module")
+def manifest(shared_data):
+    with (shared_data / "nmnist" / "MANIFEST.tsv").open(newline="") as f:
+        return {row["placed_path"]: row for row in csv.DictReader(f, delimiter="\t")}
+
+
+def test_subset_split_sizes_and_per_class_counts(nmnist):
+    assert [len(nmnist[s].events) for s in ("train", "validation", "test")] == [833, 167, 100]
+    train_all = np.concatenate([nmnist["train"].labels, nmnist["validation"].labels])
+    assert np.bincount(train_all, minlength=10).tolist() == TRAIN_COUNTS
+    assert np.bincount(nmnist["test"].labels, minlength=10).tolist() == TEST_COUNTS
+    assert nmnist["train"].files[:2] == ("Train/5/00001.bin", "Train/0/00002.bin")
+    assert nmnist["validation"].files[0] == "Train/1/00834.bin"
+    assert "validation = the last 167" in nmnist["train"].note and nmnist["test"].note == ""
+    assert not set(nmnist["train"].files) & set(nmnist["validation"].files)
+
+
+def test_events_match_manifest(nmnist, manifest):
+    seen = 0
+    for es in nmnist.values():
+        assert es.labels.dtype == np.int64 and len(es.files) == len(es.events) == len(es.labels)
+        for rel, ev, label in zip(es.files, es.events, es.labels):
+            row = manifest[rel]
+            assert ev.dtype == EVENT_DTYPE
+            assert len(ev) == int(row["events"]) and label == int(row["label"])
+            seen += 1
+    assert seen == len(manifest) == 1100
+
+
+def test_event_fields_in_range(nmnist):
+    events = np.concatenate([e for es in nmnist.values() for e in es.events])
+    assert events["x"].min() == 0 and events["x"].max() == 33
+    assert events["y"].min() == 0 and events["y"].max() == 33
+    assert set(np.unique(events["p"]).tolist()) == {0, 1}
+    assert 0.4 < events["p"].mean() < 0.6
+    ends = np.array([e["t"].max() for es in nmnist.values() for e in es.events])
+    assert ends.min() == pytest.approx(296_800, abs=100) and ends.max() == pytest.approx(336_000, abs=100)
+    assert all(np.all(np.diff(e["t"]) >= 0) for e in nmnist["test"].events)
+
+
+def test_limit_and_bad_split(shared_data):
+    es = load_nmnist("test", data_dir=shared_data, limit=3)
+    assert es.files == ("Test/7/00001.bin", "Test/2/00002.bin", "Test/1/00003.bin")
+    with pytest.raises(AstrosnnError, match="unknown split"):
+        load_nmnist("val", data_dir=shared_data)
+
+
+# --- hand-made files --------------------------------------------------------------------------
+
+def _encode(x, y, p, t):
+    return bytes([x, y, (p << 7) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF])
+
+
+def _write(root, rel, data):
+    path = root / "nmnist" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_decodes_bit_fields_and_overflow_events(tmp_path):
+    data = _encode(3, 33, 1, 0x7ABCDE) + _encode(0, 240, 0, 0) + _encode(33, 0, 0, 5)
+    _write(tmp_path, "Test/4/00007.bin", data)
+    _write(tmp_path, "Test/9/00002.bin", _encode(1, 2, 0, 10))
+    es = load_nmnist("test", data_dir=tmp_path, download=False)
+    assert es.files == ("Test/9/00002.bin", "Test/4/00007.bin") and es.labels.tolist() == [9, 4]
+    first, second = es.events[1], es.events[0]
+    assert second.tolist() == [(1, 2, 0, 10)]
+    # the y=240 marker is dropped and adds 2^13 us to the later events of its file only
+    assert first.tolist() == [(3, 33, 1, 0x7ABCDE), (33, 0, 0, 5 + 8192)]
+
+
+def test_official_validation_range_used_when_present(tmp_path):
+    _write(tmp_path, "Train/2/00001.bin", _encode(1, 1, 1, 1))
+    _write(tmp_path, "Train/3/50001.bin", _encode(2, 2, 0, 2))
+    _write(tmp_path, "Train/7/60000.bin", _encode(2, 2, 0, 2))
+    assert load_nmnist("train", data_dir=tmp_path).files == ("Train/2/00001.bin",)
+    val = load_nmnist("validation", data_dir=tmp_path)
+    assert val.files == ("Train/3/50001.bin", "Train/7/60000.bin") and val.note == ""
+
+
+def test_length_not_multiple_of_5_names_file(shared_data, tmp_path):
+    path = _write(tmp_path, "Test/7/00001.bin", (shared_data / "nmnist/Test/7/00001.bin").read_bytes()[:-2])
+    with pytest.raises(DataError, match=f"{path}: length 16648 bytes is not a multiple of 5"):
+        load_nmnist("test", data_dir=tmp_path)
+
+
+def test_out_of_range_coordinate_names_file(shared_data, tmp_path):
+    for src in (shared_data / "nmnist" / "Test").glob("*/*.bin"):  # copyfile: writable copies
+        _write(tmp_path, src.relative_to(shared_data / "nmnist").as_posix(), src.read_bytes())
+    path = tmp_path / "nmnist" / "Test" / "2" / "00002.bin"
+    data = bytearray(path.read_bytes())
+    data[5 * 10] = 34  # x of the 11th event
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=f"{path}: event coordinate x=34, y=.* outside the 34x34 sensor"):
+        load_nmnist("test", data_dir=tmp_path)
+
+
+def test_layout_errors_name_file(tmp_path):
+    path = _write(tmp_path, "Test/7/sample.bin", _encode(1, 1, 1, 1))
+    with pytest.raises(DataError, match=f"{path}: not in the N-MNIST layout"):
+        load_nmnist("test", data_dir=tmp_path)
+    path.unlink()
+    _write(tmp_path, "Test/7/00001.bin", _encode(1, 1, 1, 1))
+    _write(tmp_path, "Test/8/00001.bin", _encode(1, 1, 1, 1))
+    with pytest.raises(DataError, match="two files with sample index 1"):
+        load_nmnist("test", data_dir=tmp_path)
