@@ -65,7 +65,8 @@ def astrocyte_decay(state: AstrocyteState, rate: float) -> AstrocyteState:
 def density_mask(n_liquid: int, n_input: int, rho: float, seed: int = 0) -> np.ndarray:
     """Bool mask (n_liquid + n_input,) of the neurons the astrocyte sees.
 
-    Exactly round(rho * n) neurons of each population, chosen at random (seeded) without replacement.
+    Exactly ceil(rho * n) neurons of each population (as the authors' code), chosen at random (seeded)
+    without replacement.
     """
     if not 0.0 <= rho <= 1.0:
         raise AstrosnnError(f"astrocyte density rho must be in [0, 1], got {rho}")
@@ -74,6 +75,6 @@ def density_mask(n_liquid: int, n_input: int, rho: float, seed: int = 0) -> np.n
         mask[:] = True
         return mask
     rng = np.random.default_rng([seed, 0xA57])
-    mask[rng.choice(n_liquid, size=round(rho * n_liquid), replace=False)] = True
-    mask[n_liquid + rng.choice(n_input, size=round(rho * n_input), replace=False)] = True
+    mask[rng.choice(n_liquid, size=int(np.ceil(rho * n_liquid)), replace=False)] = True
+    mask[n_liquid + rng.choice(n_input, size=int(np.ceil(rho * n_input)), replace=False)] = True
     return mask

@@ -204,6 +204,35 @@ def build_network(
     return net
 
 
+def network_from_synapses(
+    pre: np.ndarray | list[int],
+    post: np.ndarray | list[int],
+    weight: np.ndarray | list[float],
+    *,
+    n_exc: int,
+    n_inh: int = 0,
+    n_input: int = 0,
+    positions: np.ndarray | None = None,
+) -> Network:
+    """An explicit network from a synapse list (indices as in the module docstring); kinds follow from `pre`.
+
+    Synapses are reordered liquid->liquid first, then input->liquid (stable), as the engine expects.
+    """
+    pre_a = np.asarray(pre, dtype=np.int64).reshape(-1)
+    post_a = np.asarray(post, dtype=np.int64).reshape(-1)
+    w = np.asarray(weight, dtype=np.float32).reshape(-1)
+    n = n_exc + n_inh
+    kind = np.where(pre_a >= n, PRE_INPUT, np.where(pre_a >= n_exc, PRE_INH, PRE_EXC)).astype(np.int8)
+    order = np.argsort(kind == PRE_INPUT, kind="stable")
+    if positions is None:
+        positions = np.stack([np.arange(n), np.zeros(n, np.int64), np.zeros(n, np.int64)], axis=1)
+    net = Network(grid=(max(n, 1), 1, 1), positions=np.asarray(positions, dtype=np.int64), n_exc=n_exc,
+                  n_inh=n_inh, n_input=n_input, pre=pre_a[order], post=post_a[order], weight=w[order],
+                  pre_kind=kind[order], params={"explicit": True})
+    _validate(net, "network_from_synapses")
+    return net
+
+
 def clip_bounds(network: Network, magnitude: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-synapse (low, high): E-pre [0, m], I-pre [-m, 0], input [-m, m]; m = 3 (the max weight) by default."""
     m = np.float32(3.0 if magnitude is None else magnitude)
@@ -226,5 +255,5 @@ def describe(network: Network) -> dict[str, Any]:
             "n_input_synapses": network.n_synapses - network.n_recurrent}
 
 
-__all__ = ["Network", "build_network", "clip_bounds", "adjacency", "describe", "PRE_EXC", "PRE_INH",
+__all__ = ["Network", "build_network", "network_from_synapses", "clip_bounds", "adjacency", "describe", "PRE_EXC", "PRE_INH",
            "PRE_INPUT"]
