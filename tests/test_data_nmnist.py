@@ -106,6 +106,12 @@ def test_length_not_multiple_of_5_names_file(shared_data, tmp_path):
         load_nmnist("test", data_dir=tmp_path)
 
 
+def test_empty_event_file_names_file(tmp_path):
+    path = _write(tmp_path, "Test/1/00003.bin", b"")
+    with pytest.raises(DataError, match=f"{path}: empty event file"):
+        load_nmnist("test", data_dir=tmp_path)
+
+
 def test_out_of_range_coordinate_names_file(shared_data, tmp_path):
     for src in (shared_data / "nmnist" / "Test").glob("*/*.bin"):  # copyfile: writable copies
         _write(tmp_path, src.relative_to(shared_data / "nmnist").as_posix(), src.read_bytes())

@@ -53,6 +53,8 @@ def decode_files(paths: list[Path]) -> list[np.ndarray]:
     chunks = []
     for path in paths:
         raw = path.read_bytes()
+        if not raw:
+            raise DataError(f"{path}: empty event file (no events)")
         if len(raw) % 5:
             raise DataError(f"{path}: length {len(raw)} bytes is not a multiple of 5 (truncated event file?)")
         chunks.append(raw)

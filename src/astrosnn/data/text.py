@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,14 @@ class TextCorpus:
     vocab: tuple[str, ...]
     source: str
 
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Token -> id."""
+        return {t: i for i, t in enumerate(self.vocab)}
+
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """Token ids (int64); an error names the tokens that are not in the vocabulary."""
-        index = {t: i for i, t in enumerate(self.vocab)}
+        index = self.index
         try:
             return np.fromiter((index[t] for t in tokens), dtype=np.int64, count=len(tokens))
         except KeyError:
