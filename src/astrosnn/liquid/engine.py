@@ -211,7 +211,15 @@ def simulate(
         raise AstrosnnError(
             f"traces must have shape ({input_spikes.shape[0]}, {network.n_neurons}), got {tuple(traces.shape)}"
         )
-    return _backend(backend)(network, input_spikes, plasticity, w, record, traces)
+    return _backend(backend)(network, input_spikes, plasticity, _clip_if_plastic(network, w, plasticity), record, traces)
+
+
+def _clip_if_plastic(network: Network, w: torch.Tensor, plasticity: PlasticityConfig) -> torch.Tensor:
+    """With plasticity on, start weights are first clipped to their block bounds (STDP clips every step)."""
+    if plasticity.rule == "none":
+        return w
+    low, high = (torch.from_numpy(b) for b in clip_bounds(network))
+    return torch.clamp(w, low, high)
 
 
 def run_phase1(
@@ -229,14 +237,43 @@ def run_phase1(
     from tqdm.auto import tqdm
 
     run = _backend(backend)
-    w = _batch_weights(network, weights, 1)
-    x = None
+    w = _clip_if_plastic(network, _batch_weights(network, weights, 1), plasticity)
     total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
-    for sample in tqdm(samples, total=total, desc="phase 1", unit="sample", disable=not progress):
+    bar = tqdm(samples, total=total, desc="phase 1", unit="sample", disable=not progress)
+    if backend == "fast":
+        return _phase1_fast(network, bar, plasticity, w[0])
+    x = None
+    for sample in bar:
         spikes = _check_inputs(network, torch.as_tensor(sample).unsqueeze(0))
         result = run(network, spikes, plasticity, w, False, x)
         w, x = result.weights, result.traces
     return w[0].clone()
+
+
+def _phase1_fast(network: Network, samples: Iterable[torch.Tensor], plasticity: PlasticityConfig,
+                 w: torch.Tensor, block: int = 64) -> torch.Tensor:
+    """Phase 1 in compiled blocks of samples (same results as the per-sample loop)."""
+    from astrosnn.liquid.engine_numba import fast_sequence, prepare
+
+    prep = prepare(network)
+    weights = w.numpy().astype(np.float32, copy=True)
+    traces = np.zeros(network.n_neurons, np.float32)
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        if pending:
+            fast_sequence(network, np.stack(pending), plasticity, weights, traces, prep)
+            pending.clear()
+
+    for sample in samples:
+        arr = _check_inputs(network, torch.as_tensor(sample).unsqueeze(0))[0].numpy()
+        if pending and arr.shape != pending[0].shape:
+            flush()
+        pending.append(arr)
+        if len(pending) == block:
+            flush()
+    flush()
+    return torch.from_numpy(weights)
 
 
 def extract_features(

@@ -1,8 +1,8 @@
 """The NALSM liquid: a 3-D grid of LIF neurons with distance-dependent wiring and a random input projection.
 
 Spec nalsm.md §1.2-1.3. Index conventions: liquid neurons 0..N-1 (excitatory first, then inhibitory),
-input neurons N..N+n_in-1. Synapses are flat COO arrays: liquid->liquid first (sorted by post, then pre),
-then input->liquid (sorted by post, then pre).
+input neurons N..N+n_in-1. Synapses are flat COO arrays sorted by (pre, post), hence liquid->liquid first,
+then input->liquid. The order fixes the summation order of synaptic input in every backend.
 """
 
 from __future__ import annotations
@@ -179,12 +179,14 @@ def build_network(
         pres.append(j)
     rec_post = np.concatenate(posts).astype(np.int64)
     rec_pre = np.concatenate(pres).astype(np.int64)
+    order = np.lexsort((rec_post, rec_pre))
+    rec_post, rec_pre = rec_post[order], rec_pre[order]
 
-    # input -> liquid: exactly int(density * N * n_in) distinct (post, input) pairs
+    # input -> liquid: exactly int(density * N * n_in) distinct (input, post) pairs
     n_in_syn = int(input_density * n * n_inputs)
     flat = np.sort(rng.choice(n * n_inputs, size=n_in_syn, replace=False)) if n_in_syn else np.zeros(0, np.int64)
-    in_post = (flat // max(n_inputs, 1)).astype(np.int64)
-    in_pre = (n + flat % max(n_inputs, 1)).astype(np.int64)
+    in_pre = (n + flat // n).astype(np.int64)
+    in_post = (flat % n).astype(np.int64)
     in_sign = np.where(rng.random(n_in_syn) < 0.5, -1.0, 1.0).astype(np.float32)
 
     rec_kind = np.where(is_inh[rec_pre], PRE_INH, PRE_EXC).astype(np.int8)
@@ -216,14 +218,14 @@ def network_from_synapses(
 ) -> Network:
     """An explicit network from a synapse list (indices as in the module docstring); kinds follow from `pre`.
 
-    Synapses are reordered liquid->liquid first, then input->liquid (stable), as the engine expects.
+    Synapses are sorted by (pre, post), as the engine expects.
     """
     pre_a = np.asarray(pre, dtype=np.int64).reshape(-1)
     post_a = np.asarray(post, dtype=np.int64).reshape(-1)
     w = np.asarray(weight, dtype=np.float32).reshape(-1)
     n = n_exc + n_inh
     kind = np.where(pre_a >= n, PRE_INPUT, np.where(pre_a >= n_exc, PRE_INH, PRE_EXC)).astype(np.int8)
-    order = np.argsort(kind == PRE_INPUT, kind="stable")
+    order = np.lexsort((post_a, pre_a))
     if positions is None:
         positions = np.stack([np.arange(n), np.zeros(n, np.int64), np.zeros(n, np.int64)], axis=1)
     net = Network(grid=(max(n, 1), 1, 1), positions=np.asarray(positions, dtype=np.int64), n_exc=n_exc,
