@@ -235,13 +235,16 @@ def network_from_synapses(
     return net
 
 
-def clip_bounds(network: Network, magnitude: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-synapse (low, high): E-pre [0, m], I-pre [-m, 0], input [-m, m]; m = 3 (the max weight) by default."""
+def block_bounds(magnitude: float | None = None) -> np.ndarray:
+    """(3, 2) float32 [low, high] per presynaptic kind: E [0, m], I [-m, 0], input [-m, m]; m = 3 by default."""
     m = np.float32(3.0 if magnitude is None else magnitude)
-    kind = network.pre_kind
-    low = np.where(kind == PRE_EXC, np.float32(0.0), -m).astype(np.float32)
-    high = np.where(kind == PRE_INH, np.float32(0.0), m).astype(np.float32)
-    return low, high
+    return np.array([[0.0, m], [-m, 0.0], [-m, m]], dtype=np.float32)
+
+
+def clip_bounds(network: Network, magnitude: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-synapse (low, high) from `block_bounds` (E-pre [0,3], I-pre [-3,0], input [-3,3])."""
+    bounds = block_bounds(magnitude)[network.pre_kind.astype(np.intp)]
+    return np.ascontiguousarray(bounds[:, 0]), np.ascontiguousarray(bounds[:, 1])
 
 
 def adjacency(network: Network) -> tuple[np.ndarray, np.ndarray]:
@@ -257,5 +260,5 @@ def describe(network: Network) -> dict[str, Any]:
             "n_input_synapses": network.n_synapses - network.n_recurrent}
 
 
-__all__ = ["Network", "build_network", "network_from_synapses", "clip_bounds", "adjacency", "describe", "PRE_EXC", "PRE_INH",
+__all__ = ["Network", "build_network", "network_from_synapses", "block_bounds", "clip_bounds", "adjacency", "describe", "PRE_EXC", "PRE_INH",
            "PRE_INPUT"]
