@@ -1,0 +1,57 @@
+"""Learning curves of language-model runs (validation figure against training time and tokens)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from astrosnn.errors import AstrosnnError
+
+
+def _load(run: str | Path | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(run, dict):
+        return run
+    from astrosnn.runinfo import load_json
+
+    path = Path(run)
+    return load_json(path / "metrics.json" if path.is_dir() else path)
+
+
+def plot_learning_curves(runs, out: str | Path, title: str | None = None) -> Path:
+    """Plot validation bits/char (or perplexity) vs training seconds and vs tokens; write a PNG to `out`.
+
+    `runs`: run folders, metrics.json paths, or metrics dicts (as returned by `astrosnn.lm.train.train`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loaded = [_load(r) for r in runs]
+    if not loaded:
+        raise AstrosnnError("no runs to plot")
+    metric = loaded[0].get("metric", "bits_per_char")
+    fig, (ax_t, ax_n) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for m in loaded:
+        vals = m.get("validation") or []
+        if not vals:
+            raise AstrosnnError(f"run of {m.get('model')} has no validation points")
+        label = f"{m.get('model')} ({m.get('parameters', 0) / 1e6:.2f}M)"
+        ax_t.plot([v["train_time_s"] for v in vals], [v[metric] for v in vals], marker="o", ms=3, label=label)
+        ax_n.plot([v["tokens"] / 1e6 for v in vals], [v[metric] for v in vals], marker="o", ms=3, label=label)
+    ylabel = "validation bits per character" if metric == "bits_per_char" else "validation perplexity"
+    ax_t.set(xlabel="training time (s)", ylabel=ylabel)
+    ax_n.set(xlabel="training tokens (millions)")
+    if metric == "perplexity":
+        ax_t.set_yscale("log")
+    for ax in (ax_t, ax_n):
+        ax.grid(alpha=0.3)
+    ax_t.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

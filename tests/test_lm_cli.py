@@ -1,0 +1,127 @@
+"""`astrosnn lm train | generate | plot` end to end on tiny runs; every bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from astrosnn.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: these tiny models run fastest so, and the CPU is shared with other tests."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+TEXT = "to be or not to be, that is the question. whether tis nobler in the mind to suffer. " * 20
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny LSTM run on a local text file, shared by the tests below."""
+    root = tmp_path_factory.mktemp("lmcli")
+    text = root / "play.txt"
+    text.write_text(TEXT)
+    out = root / "run"
+    rc = main(["lm", "train", "--corpus", str(text), "--model", "lstm", "--width", "24", "--layers", "1",
+               "--seq-len", "16", "--batch-size", "4", "--steps", "6", "--eval-every", "3", "--out", str(out),
+               "--quiet"])
+    assert rc == 0
+    return root, text, out
+
+
+def one_line_error(capsys, argv, *needles):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("astrosnn: error: ") and "\n" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_train_writes_metrics_and_checkpoint(run, capsys):
+    _, _, out = run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["finished"] and metrics["steps"] == 6 and metrics["model"] == "lstm"
+    assert metrics["final_validation"]["bits_per_char"] > 0
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    assert json.loads((out / "config.json").read_text())["kind"] == "lstm"
+
+
+def test_generate_streams_a_reproducible_sample(run, capsys):
+    _, _, out = run
+    argv = ["lm", "generate", "--checkpoint", str(out), "--prompt", "to be", "--max-new-tokens", "25", "--seed", "4"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("to be") and len(first.rstrip("\n")) == len("to be") + 25
+    assert set(first) <= set(TEXT) | {"\n"}
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first
+
+
+def test_resume_extends_a_run(run, tmp_path, capsys):
+    _, _, out = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    assert main(["lm", "train", "--resume", "--out", str(copy), "--steps", "9", "--quiet"]) == 0
+    metrics = json.loads((copy / "metrics.json").read_text())
+    assert metrics["steps"] == 9 and len(metrics["train_loss"]) == 9
+    original = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_loss"][:6] == original["train_loss"]
+
+
+def test_astrosnn_trains_and_generates_from_the_cli(run, tmp_path, capsys):
+    _, text, _ = run
+    out = tmp_path / "astro"
+    assert main(["lm", "train", "--corpus", str(text), "--width", "16", "--layers", "1", "--heads", "2",
+                 "--seq-len", "16", "--batch-size", "2", "--steps", "3", "--out", str(out), "--quiet"]) == 0
+    assert "validation bits per char" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["kind"] == "astrosnn"
+    assert main(["lm", "generate", "--checkpoint", str(out), "--prompt", "the ", "--max-new-tokens", "5"]) == 0
+    assert capsys.readouterr().out.startswith("the ")
+
+
+def test_plot_learning_curves(run, tmp_path, capsys):
+    _, _, out = run
+    png = tmp_path / "curves.png"
+    assert main(["lm", "plot", str(out), str(out), "--out", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_inputs_exit_2_with_one_line(run, tmp_path, capsys):
+    root, text, out = run
+    one_line_error(capsys, ["lm", "train", "--corpus", "nosuchcorpus", "--model", "lstm", "--steps", "1",
+                            "--out", str(tmp_path / "x")], "nosuchcorpus")
+    one_line_error(capsys, ["lm", "train", "--corpus", str(text), "--model", "gru", "--steps", "1"], "unknown model 'gru'")
+    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(out), "--prompt", "to bé?Q"],
+                   "'?'", "'Q'", "'é'")
+    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(out), "--prompt", ""], "empty")
+    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(tmp_path / "missing"), "--prompt", "to"], "no such folder")
+    trunc = tmp_path / "trunc"
+    shutil.copytree(out, trunc)
+    data = (trunc / "model.safetensors").read_bytes()
+    (trunc / "model.safetensors").write_bytes(data[:100])
+    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(trunc), "--prompt", "to"], "model.safetensors")
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    config = json.loads((other / "config.json").read_text())
+    config["kind"], config["model_config"] = "transformer", {"vocab_size": len(config["vocab"]), "width": 16, "heads": 2, "layers": 1}
+    (other / "config.json").write_text(json.dumps(config))
+    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(other), "--prompt", "to"], "do not fit a transformer model")
+    one_line_error(capsys, ["lm", "train", "--resume", "--out", str(tmp_path / "nothing")], "cannot resume")
+
+
+def test_real_corpora_load_through_the_cli(shared_data, tmp_path, capsys):
+    out = tmp_path / "ts"
+    assert main(["lm", "train", "--corpus", "tinyshakespeare", "--data-dir", str(shared_data), "--model", "lstm",
+                 "--width", "16", "--layers", "1", "--seq-len", "64", "--batch-size", "64", "--steps", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["corpus"]["name"] == "tinyshakespeare" and metrics["corpus"]["vocab_size"] == 65
+    assert metrics["corpus"]["train_tokens"] == int(1115394 * 0.9)
