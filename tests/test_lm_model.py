@@ -12,6 +12,15 @@ from astrosnn.errors import AstrosnnError
 from astrosnn.lm.model import AstroSNNConfig, AstroSNNLM
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: threads only add overhead (and stall badly on a shared, busy CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _model(**kw) -> AstroSNNLM:
     torch.manual_seed(0)
     opts = dict(vocab_size=11, width=16, layers=2, heads=2, chunk_size=5)
@@ -55,3 +64,67 @@ def test_bad_ids_raise():
         model(torch.full((1, 2), 11))
     with pytest.raises(AstrosnnError, match="integer"):
         model(torch.zeros(1, 2))
+
+
+def test_gradients_reach_every_parameter_and_are_finite():
+    model = _model(tie_embeddings=False, threshold_learnable=True)
+    ids = torch.randint(0, 11, (2, 30), generator=torch.Generator().manual_seed(2))
+    logits, _ = model(ids)
+    torch.nn.functional.cross_entropy(logits.reshape(-1, 11), ids.reshape(-1)).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_tied_head_shares_the_embedding():
+    tied, untied = _model(), _model(tie_embeddings=False)
+    assert tied.head.weight is tied.embed.weight
+    assert untied.num_parameters() - tied.num_parameters() == 11 * 16
+
+
+def _delayed_recall(batch: int, symbols: int, length: int, delay: int, gen: torch.Generator):
+    """Symbols 0..symbols-1, blank = symbols, cue = symbols + 1; recall after `delay` blanks."""
+    data = torch.randint(0, symbols, (batch, length), generator=gen)
+    blank = torch.full((batch, delay), symbols)
+    cue = torch.full((batch, length), symbols + 1)
+    ids = torch.cat([data, blank, cue], 1)
+    targets = torch.cat([torch.full((batch, length + delay), -100), data], 1)
+    return ids, targets
+
+
+@pytest.mark.parametrize("kind_options", [{}, {"astrocyte": False}])
+def test_twenty_steps_of_delayed_recall_with_delay_256_stay_finite(kind_options):
+    torch.manual_seed(0)
+    model = AstroSNNLM(AstroSNNConfig(vocab_size=10, width=32, layers=2, heads=2, **kind_options))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        ids, targets = _delayed_recall(8, 8, 12, 256, gen)
+        assert ids.shape[1] == 280
+        logits, _ = model(ids)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), targets.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        assert torch.isfinite(loss)
+        for name, p in model.named_parameters():
+            assert torch.isfinite(p.grad).all(), name
+        opt.step()
+
+
+def test_small_model_overfits_a_short_text():
+    text = "the astrocyte listens to the neuron and the neuron spikes back."
+    vocab = sorted(set(text))
+    ids = torch.tensor([[vocab.index(c) for c in text]])
+    torch.manual_seed(0)
+    model = AstroSNNLM(AstroSNNConfig(vocab_size=len(vocab), width=32, layers=2, heads=2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        logits, _ = model(ids[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits[0], ids[0, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.05:
+            break
+    assert loss.item() < 0.05
+    assert torch.equal(model(ids[:, :-1])[0].argmax(-1), ids[:, 1:])

@@ -16,13 +16,14 @@ differentiated by autograd: any device or dtype, and the reference the tests com
 
 from __future__ import annotations
 
+import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numba
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 from torch import Tensor
 
 from astrosnn.core.surrogate import Surrogate
@@ -71,97 +72,86 @@ def lif_scan_reference(
 
 
 # ----------------------------------------------------------------------------------------------------
-# numba kernels. Arrays are (B, T, N) C-contiguous; the batch runs in parallel, channels innermost.
+# numba kernels. Arrays are (B, T, N) C-contiguous, channels innermost; the batch is split across
+# Python threads (the kernels release the GIL).
 
 
-@njit(inline="always", cache=True)
-def _surrogate_derivative(v: float, code: int, alpha: float) -> float:
-    if code == 0:  # arctan
-        a = 0.5 * math.pi * alpha * v
-        return 0.5 * alpha / (1.0 + a * a)
-    if code == 1:  # sigmoid
-        sg = 1.0 / (1.0 + math.exp(-alpha * v))
-        return alpha * sg * (1.0 - sg)
-    r = 1.0 - alpha * abs(v)  # triangle
-    return alpha * r if r > 0.0 else 0.0
+@njit(nogil=True, cache=True)
+def _forward_kernel(current, feedback, u0, s0, spikes, u_all, dsg,
+                    has_feedback, beta, theta, reset_on, code, c1, c2, one, zero):  # fmt: skip
+    """Fills spikes, membranes and the surrogate derivative at each step (for the backward pass).
 
-
-@njit(parallel=True, cache=True)
-def _forward_kernel(
-    current, feedback, has_feedback, beta, theta, u0, s0, reset_code, spikes, u_all
-):
+    Float constants arrive in the arrays' dtype so float32 stays float32; branches sit outside the
+    inner channel loops so those vectorise.
+    """
     B, T, N = current.shape
-    for b in prange(B):
+    for b in range(B):
         u = u0[b].copy()
         s = s0[b].copy()
+        v = np.empty_like(u)
         for t in range(T):
             for n in range(N):
-                if reset_code == 2:
-                    un = beta[n] * u[n] + current[b, t, n]
-                else:
-                    un = beta[n] * u[n] * (1.0 - s[n]) + current[b, t, n]
-                v = un - theta[n]
-                if has_feedback:
-                    v += feedback[b, t, n]
-                sn = 1.0 if v >= 0.0 else 0.0
+                un = beta[n] * u[n] * (one - reset_on * s[n]) + current[b, t, n]
                 u[n] = un
-                s[n] = sn
                 u_all[b, t, n] = un
-                spikes[b, t, n] = sn
-
-
-@njit(parallel=True, cache=True)
-def _backward_kernel(
-    grad_spikes, grad_u_last, feedback, has_feedback, beta, theta, u0, s0, u_all, spikes,
-    reset_code, code, alpha, grad_current, grad_feedback, grad_beta_b, grad_theta_b, grad_u0, grad_s0,
-):  # fmt: skip
-    B, T, N = grad_spikes.shape
-    for b in prange(B):
-        adj = grad_u_last[b].copy()  # dL/du_t, accumulated from the step after t
-        gbeta = np.zeros(N, dtype=grad_beta_b.dtype)
-        gtheta = np.zeros(N, dtype=grad_theta_b.dtype)
-        # adj holds dL/du_{t+1} (times nothing yet) on entry to step t; next_adj is dL/du_{t+1}.
-        next_adj = np.zeros(N, dtype=grad_u_last.dtype)
-        for t in range(T - 1, -1, -1):
+                v[n] = un - theta[n]
+            if has_feedback:
+                for n in range(N):
+                    v[n] += feedback[b, t, n]
             for n in range(N):
-                a_next = next_adj[n]
-                u_t = u_all[b, t, n]
-                gs = grad_spikes[b, t, n]
-                if reset_code == 1:
-                    gs -= a_next * beta[n] * u_t
-                v = u_t - theta[n]
-                if has_feedback:
-                    v += feedback[b, t, n]
-                gv = gs * _surrogate_derivative(v, code, alpha)
-                if reset_code == 2:
-                    a_t = gv + a_next * beta[n]
-                else:
-                    a_t = gv + a_next * beta[n] * (1.0 - spikes[b, t, n])
-                if t == T - 1:
-                    a_t += adj[n]
-                grad_current[b, t, n] = a_t
-                if has_feedback:
-                    grad_feedback[b, t, n] = gv
-                gtheta[n] -= gv
-                if t > 0:
-                    u_prev = u_all[b, t - 1, n]
-                    s_prev = spikes[b, t - 1, n]
-                else:
-                    u_prev = u0[b, n]
-                    s_prev = s0[b, n]
-                if reset_code == 2:
-                    gbeta[n] += a_t * u_prev
-                else:
-                    gbeta[n] += a_t * u_prev * (1.0 - s_prev)
-                next_adj[n] = a_t
-        for n in range(N):
-            a0 = next_adj[n]
-            if reset_code == 2:
-                grad_u0[b, n] = a0 * beta[n]
-                grad_s0[b, n] = 0.0
+                s[n] = one if v[n] >= zero else zero
+                spikes[b, t, n] = s[n]
+            if code == 0:  # arctan: c1 = pi/2 alpha, c2 = alpha/2
+                for n in range(N):
+                    a = c1 * v[n]
+                    dsg[b, t, n] = c2 / (one + a * a)
+            elif code == 1:  # sigmoid: c1 = alpha
+                for n in range(N):
+                    sg = one / (one + np.exp(-c1 * v[n]))
+                    dsg[b, t, n] = c1 * sg * (one - sg)
+            else:  # triangle: c1 = alpha
+                for n in range(N):
+                    r = one - c1 * abs(v[n])
+                    dsg[b, t, n] = c1 * r if r > zero else zero
+
+
+@njit(nogil=True, cache=True)
+def _backward_kernel(grad_spikes, grad_u_last, u0, s0, u_all, spikes, dsg, grad_current,
+                     grad_feedback, grad_beta_b, grad_theta_b, grad_u0, grad_s0,
+                     beta, reset_on, uncut, one):  # fmt: skip
+    """Reverse-time adjoint of the scan. With a_t = dL/du_t::
+
+    dL/ds_t = g_s[t] - uncut * a_{t+1} beta u_t      (the reset's own gradient, if not cut)
+    dL/dv_t = dL/ds_t * surrogate'(v_t)              (v_t = u_t + o_t - theta)
+    a_t     = dL/dv_t + a_{t+1} beta keep_t   (+ g_u_last at t = T-1), keep_t = 1 - reset_on s_t
+    """
+    B, T, N = grad_spikes.shape
+    for b in range(B):
+        carry = grad_u_last[b].copy()  # a_{t+1} * beta * keep_t: what u_t receives from u_{t+1}
+        adj = np.zeros_like(carry)  # a_{t+1}
+        gbeta = np.zeros_like(carry)
+        gtheta = np.zeros_like(carry)
+        for t in range(T - 1, -1, -1):
+            if t > 0:
+                prev_u = u_all[b, t - 1]
+                prev_s = spikes[b, t - 1]
             else:
-                grad_u0[b, n] = a0 * beta[n] * (1.0 - s0[b, n])
-                grad_s0[b, n] = -a0 * beta[n] * u0[b, n] if reset_code == 1 else 0.0
+                prev_u = u0[b]
+                prev_s = s0[b]
+            for n in range(N):
+                gs = grad_spikes[b, t, n] - uncut * adj[n] * beta[n] * u_all[b, t, n]
+                gv = gs * dsg[b, t, n]
+                a = gv + carry[n]
+                grad_feedback[b, t, n] = gv  # before grad_current: the two may alias
+                grad_current[b, t, n] = a
+                gtheta[n] -= gv
+                keep_prev = one - reset_on * prev_s[n]
+                gbeta[n] += a * prev_u[n] * keep_prev
+                carry[n] = a * beta[n] * keep_prev
+                adj[n] = a
+        for n in range(N):
+            grad_u0[b, n] = carry[n]
+            grad_s0[b, n] = -uncut * adj[n] * beta[n] * u0[b, n]
             grad_beta_b[b, n] = gbeta[n]
             grad_theta_b[b, n] = gtheta[n]
 
@@ -170,8 +160,29 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _use_threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+@functools.lru_cache(maxsize=4)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="astrosnn-scan")
+
+
+def _over_batch(kernel, batched: tuple[np.ndarray, ...], rest: tuple) -> None:  # noqa: ANN001
+    """Run ``kernel(*batched[b0:b1], *rest)`` on slices of the batch, one per torch thread.
+
+    The kernels release the GIL, so Python threads run them in parallel; this avoids numba's OpenMP
+    layer, whose spinning workers slowed torch's own OpenMP ops afterwards (seen: 5x slower LayerNorm).
+    """
+    batch = batched[0].shape[0]
+    workers = max(1, min(torch.get_num_threads(), batch))
+    if workers == 1 or batch * batched[0][0].size < 65536:
+        kernel(*batched, *rest)
+        return
+    bounds = np.linspace(0, batch, workers + 1).astype(int)
+    jobs = [
+        _pool(workers).submit(kernel, *(a[b0:b1] for a in batched), *rest)
+        for b0, b1 in zip(bounds[:-1], bounds[1:])
+    ]
+    for job in jobs:
+        job.result()
 
 
 class _LIFScanFunction(torch.autograd.Function):
@@ -179,51 +190,51 @@ class _LIFScanFunction(torch.autograd.Function):
     def forward(ctx: Any, current, feedback, beta, theta, u0, s0, surrogate, reset_code):  # noqa: ANN001
         B, T, N = current.shape
         dtype = current.dtype
+        cur = _np(current)
+        dt = cur.dtype.type
         has_fb = feedback is not None
-        fb = _np(feedback) if has_fb else np.zeros((1, 1, 1), dtype=_np(current).dtype)
+        fb = _np(feedback.to(dtype)) if has_fb else cur  # never read without feedback
         spikes = torch.empty((B, T, N), dtype=dtype)
         u_all = torch.empty((B, T, N), dtype=dtype)
-        _use_threads()
-        _forward_kernel(
-            _np(current), fb, has_fb, _np(beta), _np(theta), _np(u0), _np(s0), reset_code,
-            spikes.numpy(), u_all.numpy(),
+        dsg = torch.empty((B, T, N), dtype=dtype)
+        alpha = float(surrogate.alpha)
+        c1, c2 = (0.5 * math.pi * alpha, 0.5 * alpha) if surrogate.code == 0 else (alpha, 0.0)
+        _over_batch(
+            _forward_kernel,
+            (cur, fb, _np(u0.to(dtype)), _np(s0.to(dtype)), spikes.numpy(), u_all.numpy(), dsg.numpy()),
+            (has_fb, _np(beta.to(dtype)), _np(theta.to(dtype)), dt(reset_code != 2), surrogate.code,
+             dt(c1), dt(c2), dt(1), dt(0)),
         )  # fmt: skip
-        ctx.save_for_backward(feedback if has_fb else None, beta, theta, u0, s0, u_all, spikes)
-        ctx.surrogate = surrogate
+        ctx.save_for_backward(beta, u0, s0, u_all, spikes, dsg)
         ctx.reset_code = reset_code
-        u_last = u_all[:, -1].clone()
-        return spikes, u_last
+        ctx.has_feedback = has_fb
+        return spikes, u_all[:, -1].clone()
 
     @staticmethod
     def backward(ctx: Any, grad_spikes: Tensor | None, grad_u_last: Tensor | None):  # noqa: ANN205
-        feedback, beta, theta, u0, s0, u_all, spikes = ctx.saved_tensors
+        beta, u0, s0, u_all, spikes, dsg = ctx.saved_tensors
         B, T, N = spikes.shape
         dtype = spikes.dtype
-        if grad_spikes is None:
-            grad_spikes = torch.zeros_like(spikes)
-        if grad_u_last is None:
-            grad_u_last = torch.zeros_like(u0)
-        has_fb = feedback is not None
-        fb = _np(feedback) if has_fb else np.zeros((1, 1, 1), dtype=u_all.numpy().dtype)
+        dt = u_all.numpy().dtype.type
+        gs = torch.zeros_like(spikes) if grad_spikes is None else grad_spikes.to(dtype)
+        gu = torch.zeros_like(u0) if grad_u_last is None else grad_u_last.to(dtype)
         g_current = torch.empty((B, T, N), dtype=dtype)
-        g_feedback = (
-            torch.empty((B, T, N), dtype=dtype) if has_fb else torch.empty((1, 1, 1), dtype=dtype)
-        )
+        g_feedback = torch.empty((B, T, N), dtype=dtype) if ctx.has_feedback else g_current
         g_beta = torch.empty((B, N), dtype=dtype)
         g_theta = torch.empty((B, N), dtype=dtype)
         g_u0 = torch.empty((B, N), dtype=dtype)
         g_s0 = torch.empty((B, N), dtype=dtype)
-        _use_threads()
-        _backward_kernel(
-            _np(grad_spikes.to(dtype)), _np(grad_u_last.to(dtype)), fb, has_fb, _np(beta), _np(theta),
-            _np(u0), _np(s0), u_all.numpy(), spikes.numpy(), ctx.reset_code, ctx.surrogate.code,
-            float(ctx.surrogate.alpha), g_current.numpy(), g_feedback.numpy(), g_beta.numpy(),
-            g_theta.numpy(), g_u0.numpy(), g_s0.numpy(),
+        _over_batch(
+            _backward_kernel,
+            (_np(gs), _np(gu), _np(u0.to(dtype)), _np(s0.to(dtype)), u_all.numpy(), spikes.numpy(),
+             dsg.numpy(), g_current.numpy(), g_feedback.numpy(), g_beta.numpy(), g_theta.numpy(),
+             g_u0.numpy(), g_s0.numpy()),
+            (_np(beta.to(dtype)), dt(ctx.reset_code != 2), dt(ctx.reset_code == 1), dt(1)),
         )  # fmt: skip
         need = ctx.needs_input_grad
         return (
             g_current if need[0] else None,
-            g_feedback if has_fb and need[1] else None,
+            g_feedback if ctx.has_feedback and need[1] else None,
             g_beta.sum(0) if need[2] else None,
             g_theta.sum(0) if need[3] else None,
             g_u0 if need[4] else None,
