@@ -62,3 +62,32 @@ def test_ancestors_clip_at_one_and_window_edges():
 def test_too_short_raster():
     with pytest.raises(AstrosnnError, match="window"):
         branching_factor(np.zeros((1, 100, 5), dtype=bool), _net())
+
+
+def _naive(raster: np.ndarray, net, start=25, stop=225, dt=4) -> float:
+    """Direct transcription of the authors' per-neuron loop (compute_branching_factor.py)."""
+    n = net.n_liquid
+    rec = net.pre < n
+    pres = {i: net.pre[rec][net.post[rec] == i] for i in range(n)}
+    posts = {i: net.post[rec][net.pre[rec] == i] for i in range(n)}
+    per_neuron = []
+    for i in range(n):
+        ratios = []
+        for t in range(start + dt, stop - dt):
+            if raster[t, i]:
+                anc = raster[t - dt : t][:, pres[i]].sum()
+                desc = raster[t + 1 : t + 1 + dt][:, posts[i]].sum()
+                ratios.append(desc / max(anc, 1))
+        per_neuron.append(np.mean(ratios) if ratios else np.nan)
+    return float(np.nanmean(per_neuron))
+
+
+def test_matches_the_authors_loop_on_a_random_raster():
+    from astrosnn.liquid.topology import build_network
+
+    net = build_network((4, 4, 3), 5, seed=0)
+    rng = np.random.default_rng(0)
+    raster = rng.random((2, 250, net.n_neurons)) < 0.08
+    per = branching_factor_per_sample(raster, net)
+    for b in range(2):
+        assert per[b] == pytest.approx(_naive(raster[b], net), rel=1e-12)

@@ -151,7 +151,6 @@ def _reference(
     counts = torch.zeros(batch, n, dtype=f32)
     raster = torch.zeros(batch, steps, m, dtype=torch.bool) if record else None
     astro_trace = torch.zeros(batch, steps, dtype=f32)
-    drive = input_spikes.to(f32) * INPUT_CURRENT
     w = weights
 
     for t in range(steps):
@@ -160,7 +159,7 @@ def _reference(
             raster[:, t] = spikes
         counts += spikes[:, :n]
         current = synaptic_current(w, table[state.delta], pre, post, m)  # 5
-        current[:, n:] += drive[:, t]
+        current[:, n:] += input_spikes[:, t].to(f32) * INPUT_CURRENT  # input neurons: current 100
         state = lif_integrate(state, spikes, current, LIF)  # 5, 6, 7
         if plasticity.rule != "none":  # 8
             depression = astro.value if plasticity.rule == "astro" else eta
