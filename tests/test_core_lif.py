@@ -15,6 +15,8 @@ def test_kernel_table_is_exp_minus_k():
     assert table[0] == 1.0
     assert math.isclose(float(table[1]), math.exp(-1), rel_tol=1e-7)
     assert math.isclose(float(table[20]), math.exp(-20), rel_tol=1e-6)
+    # below the smallest normal float32 the kernel is exactly 0 (no denormals; < 1e-37 effect on v)
+    assert float(table[87]) > 0 and torch.all(table[88:] == 0)
 
 
 def test_initial_state_looks_20ms_past_a_spike():
