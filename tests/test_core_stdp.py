@@ -50,3 +50,13 @@ def test_clipping_per_block():
     new = stdp_step(w, torch.tensor([[False, False, True, False]]), torch.tensor([[1.0, 1.0, 0.0, 1.0]]),
                     PRE, POST, INH, torch.tensor([ETA]), torch.tensor([DEP]), low, high)[0]
     assert new.tolist() == pytest.approx([3.0, -3.0, 3.0])
+
+
+def test_astrocyte_as_the_third_factor():
+    from astrosnn.core.astrocyte import astrocyte_init, astrocyte_step
+
+    astro = astrocyte_step(astrocyte_init(1), torch.tensor([300]), torch.tensor([100]))  # busy liquid: A rises
+    assert float(astro.value) > 0.15
+    dw = stdp_delta(torch.tensor([[True, True, False, True]]), torch.tensor([[0.0, 0.0, 0.3, 0.0]]), PRE, POST, INH,
+                    torch.tensor([ETA]), astro.value)[0]
+    assert dw.tolist() == pytest.approx([-float(astro.value) * 0.3, ETA * 0.3, -float(astro.value) * 0.3])
