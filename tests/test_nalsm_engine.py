@@ -181,4 +181,6 @@ def test_bad_inputs():
         PlasticityConfig(rule="hebb")
     with pytest.raises(AstrosnnError, match="rate_decay"):
         PlasticityConfig(rate_decay=1.5)
+    with pytest.raises(AstrosnnError, match="eta_p"):
+        PlasticityConfig(eta_p=-0.1)
     assert math.isclose(PlasticityConfig().phase2().rate_decay, 0.99)

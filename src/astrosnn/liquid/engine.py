@@ -68,6 +68,9 @@ class PlasticityConfig:
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise AstrosnnError(f"plasticity rule must be one of {', '.join(RULES)}, got {self.rule!r}")
+        for name in ("eta_p", "trace_a"):
+            if not getattr(self, name) >= 0.0:
+                raise AstrosnnError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.astro_density <= 1.0:
             raise AstrosnnError(f"astro_density must be in [0, 1], got {self.astro_density}")
         if not 0.0 < self.rate_decay <= 1.0:
