@@ -22,16 +22,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--corpus", default="default", help="default | tinyshakespeare | ptb | PATH to a UTF-8 text file (default: default)")
     t.add_argument("--model", default="astrosnn", help=f"one of {MODELS} (default: astrosnn)")
-    t.add_argument("--width", type=int, help="model width (default: the model's own)")
-    t.add_argument("--layers", type=int, help="number of layers / blocks")
-    t.add_argument("--heads", type=int, help="astrocyte or attention heads")
+    t.add_argument("--width", type=int, help="model width (default: 96)")
+    t.add_argument("--layers", type=int, help="number of layers / blocks (default: 2)")
+    t.add_argument("--heads", type=int, help="astrocyte or attention heads (default: 4; the LSTM has none)")
     t.add_argument("--params", type=int, metavar="TARGET", help="pick the width for about TARGET parameters")
-    t.add_argument("--seq-len", type=int, default=None, help="tokens per stream per step (truncated BPTT length; the Transformer's context)")
-    t.add_argument("--batch-size", type=int, default=None, help="parallel streams per step")
+    t.add_argument("--seq-len", type=int, default=None, help="tokens per stream per step: the truncated-BPTT length, the Transformer's context (default: 64)")
+    t.add_argument("--batch-size", type=int, default=None, help="parallel streams per step (default: 16)")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="optimiser steps")
     budget.add_argument("--time-budget", type=float, metavar="SECONDS", help="training time in seconds (default: 60 when --steps is not given)")
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 2e-3)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 5e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-every", type=int, metavar="STEPS", help="validate every STEPS steps (default: 10 times per run)")
     t.add_argument("--eval-tokens", type=int, metavar="N", help="periodic validations use the first N validation tokens (the final one uses all)")
@@ -53,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
     g.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, fastest for one token at a time)")
     g.set_defaults(func=_generate)
 
     pl = lm.add_parser("plot", help="plot learning curves of one or more run folders")
@@ -68,8 +69,6 @@ def _train(args: argparse.Namespace) -> int:
         corpus=args.corpus,
         model=args.model,
         width=args.width,
-        layers=args.layers,
-        heads=args.heads,
         steps=args.steps,
         time_budget=args.time_budget,
         seed=args.seed,
@@ -79,7 +78,7 @@ def _train(args: argparse.Namespace) -> int:
         params=args.params,
         threads=args.threads,
     )
-    for name in ("seq_len", "batch_size", "lr"):
+    for name in ("layers", "heads", "seq_len", "batch_size", "lr"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     corpus_tag = Path(args.corpus).stem if args.corpus not in ("default", "tinyshakespeare", "ptb") else args.corpus
@@ -93,12 +92,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    import torch
+
     from astrosnn.errors import AstrosnnError
     from astrosnn.lm.checkpoint import load_checkpoint
     from astrosnn.lm.generate import Vocabulary, stream_text
 
     if args.prompt == "":
         raise AstrosnnError("the prompt is empty: give at least one character")
+    if args.threads < 1:
+        raise AstrosnnError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint)
     pieces = stream_text(
         ckpt.model,

@@ -36,20 +36,22 @@ from astrosnn.lm.state import detach_state
 from astrosnn.runinfo import atomic_write_json, seed_everything, versions
 
 DEFAULT_TIME_BUDGET = 60.0
+DEFAULT_WIDTH = 96
 
 
 @dataclass
 class TrainConfig:
     corpus: str = "default"
     model: str = "astrosnn"
-    width: int | None = None  # None: the model's default (or chosen from `params`)
-    layers: int | None = None
-    heads: int | None = None
-    seq_len: int = 128
+    # The defaults make a small model that visibly learns in a one-minute run on a laptop CPU.
+    width: int | None = None  # None: DEFAULT_WIDTH, or the width that gives about `params` parameters
+    layers: int = 2
+    heads: int = 4  # astrocyte heads (AstroSNN) or attention heads (Transformer); the LSTM ignores it
+    seq_len: int = 64
     batch_size: int = 16
     steps: int | None = None  # exactly one of steps / time_budget; neither: time_budget = 60 s
     time_budget: float | None = None  # seconds of training time
-    lr: float = 2e-3
+    lr: float = 5e-3
     warmup_steps: int = 50
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -74,7 +76,7 @@ class TrainConfig:
             raise AstrosnnError(f"--steps must be >= 1, got {self.steps}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise AstrosnnError(f"--time-budget must be > 0 seconds, got {self.time_budget}")
-        for name in ("seq_len", "batch_size"):
+        for name in ("seq_len", "batch_size", "layers", "heads"):
             if getattr(self, name) < 1:
                 raise AstrosnnError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -140,7 +142,8 @@ def score(loss: float, level: str) -> tuple[str, float]:
 
 
 def _model_options(cfg: TrainConfig) -> dict[str, Any]:
-    return {"width": cfg.width, "layers": cfg.layers, "heads": cfg.heads, "seq_len": cfg.seq_len, **cfg.model_options}
+    width = cfg.width if cfg.width is not None or cfg.params is not None else DEFAULT_WIDTH
+    return {"width": width, "layers": cfg.layers, "heads": cfg.heads, "seq_len": cfg.seq_len, **cfg.model_options}
 
 
 def _corpus_info(corpus, train_n: int, valid_n: int) -> dict[str, Any]:
@@ -277,7 +280,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, corpus, stop_at_step, prog
     if cfg.steps is not None:
         bar = tqdm(total=cfg.steps, initial=prog["step"], unit="step", disable=not progress, mininterval=1.0)
     else:
-        bar = tqdm(total=round(cfg.time_budget), initial=int(prog["elapsed_train"]), unit="s", disable=not progress, mininterval=1.0)
+        bar = tqdm(total=round(cfg.time_budget), initial=int(prog["elapsed_train"]), disable=not progress,
+                   mininterval=1.0, bar_format="{l_bar}{bar}| {n}/{total} s training [{elapsed}{postfix}]")
     log(f"training {cfg.model} ({params:,} parameters) on {corpus.name} ({len(train_ids):,} train tokens, "
         f"vocab {len(vocab)}), batch {cfg.batch_size} x {cfg.seq_len}"
         + (f", {cfg.steps} steps" if cfg.steps else f", time budget {cfg.time_budget:g} s"))
