@@ -116,7 +116,7 @@ class AMSUConfig:
     beta_init: float = 0.9
     surrogate: str = "arctan"
     surrogate_alpha: float | None = None
-    chunk_size: int = 64
+    chunk_size: int = 32
     scan_backend: str = "auto"
 
     def __post_init__(self) -> None:
@@ -223,7 +223,44 @@ def _readout_norm(y: Tensor, config: AMSUConfig, denominator: Tensor | None) -> 
     """``y (..., h, d_h)`` normalised per head."""
     if config.norm == "denominator":
         return y / (denominator.unsqueeze(-1) + _EPS)
-    return y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + _EPS)
+    return F.rms_norm(y, (y.shape[-1],), eps=_EPS)
+
+
+def _current_and_value(
+    x: Tensor, params: AMSUParams, config: AMSUConfig
+) -> tuple[Tensor, Tensor | None]:
+    """``I = sigma(W_I x + b_I)`` and ``v = W_v x`` (one matrix product when both are needed)."""
+    if not config.astrocyte:
+        return _sigma(config.sigma, F.linear(x, params.w_current, params.b_current)), None
+    d = config.width
+    weight = torch.cat([params.w_current, params.w_value])
+    bias = torch.cat([params.b_current, params.b_current.new_zeros(d)])
+    both = F.linear(x, weight, bias)
+    return _sigma(config.sigma, both[..., :d]), both[..., d:]
+
+
+def _keys_and_queries(
+    x_shift: Tensor, params: AMSUParams, config: AMSUConfig
+) -> tuple[Tensor, Tensor]:
+    """``k = phi(W_k x~)``, ``q = phi(W_q x~)`` with one matrix product."""
+    both = _phi(config.phi, F.linear(x_shift, torch.cat([params.w_key, params.w_query])))
+    d = config.width
+    return both[..., :d], both[..., d:]
+
+
+def _token_shift(x: Tensor, shift_state: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """``x~_t = sum_j w[:, j] * x_{t-j}`` over ``x (B, T, d)`` preceded by ``shift_state (B, taps-1, d)``.
+
+    Returns ``x~ (B, T, d)`` and the new shift state (the last ``taps - 1`` inputs).
+    """
+    taps, T = weights.shape[1], x.shape[1]
+    if taps == 1:
+        return x * weights[:, 0], shift_state
+    padded = torch.cat([shift_state, x], dim=1)  # (B, taps - 1 + T, d), oldest first
+    out = x * weights[:, 0]
+    for j in range(1, taps):
+        out = torch.addcmul(out, padded[:, taps - 1 - j : taps - 1 - j + T], weights[:, j])
+    return out, padded[:, padded.shape[1] - (taps - 1) :]
 
 
 def amsu_step(
@@ -232,21 +269,13 @@ def amsu_step(
     """One token: ``x (B, d)`` -> ``(spikes (B, d), new state)``. The recurrent form, for generation."""
     B, d = x.shape
     h, dh = config.heads, config.head_size
-    current = _sigma(config.sigma, F.linear(x, params.w_current, params.b_current))
+    current, v = _current_and_value(x, params, config)
     H, z, shift = state.H, state.z, state.shift
     feedback = None
     if config.astrocyte:
-        window = torch.cat([shift, x.unsqueeze(1)], dim=1)  # (B, taps, d), oldest first
-        taps = window.shape[1]
-        x_shift = (
-            (window * params.shift.flip(1).t().unsqueeze(0)).sum(1)
-            if taps > 1
-            else x * params.shift[:, 0]
-        )
-        shift = window[:, 1:]
-        k = _phi(config.phi, F.linear(x_shift, params.w_key)).view(B, h, dh)
-        q = _phi(config.phi, F.linear(x_shift, params.w_query)).view(B, h, dh)
-        v = F.linear(x, params.w_value).view(B, h, dh)
+        x_shift, shift = _token_shift(x.unsqueeze(1), shift, params.shift)
+        k, q = _keys_and_queries(x_shift.squeeze(1), params, config)
+        k, q, v = k.reshape(B, h, dh), q.reshape(B, h, dh), v.reshape(B, h, dh)
         lam = params.log_lambda.exp().view(1, h, 1)
         H = lam.unsqueeze(-1) * H + v.unsqueeze(-1) * k.unsqueeze(-2)
         y = (H @ q.unsqueeze(-1)).squeeze(-1)
@@ -286,28 +315,61 @@ def astrocyte_chunked(
     ``j <= i``; between chunks ``H = lambda^c H_prev + V^T (lambda^(c-1-j) K)``.
     """
     T = q.shape[2]
+    c = min(chunk_size, T) if T else 1
+    full = (T // c) * c
+    sizes = [n for n in (full, T - full) if n]
     ys, dens = [], []
-    ll = log_lambda.view(1, -1, 1, 1)
-    for start in range(0, T, chunk_size):
-        c = min(chunk_size, T - start)
-        qc, kc, vc = (t[:, :, start : start + c] for t in (q, k, v))
-        idx = torch.arange(c, device=q.device, dtype=q.dtype)
-        diff = idx.view(-1, 1) - idx.view(1, -1)  # (c, c)
-        decay = torch.where(
-            diff >= 0, torch.exp(diff.clamp(min=0) * ll), torch.zeros((), dtype=q.dtype)
-        )
-        scores = (qc @ kc.transpose(-1, -2)) * decay  # (B, h, c, c)
-        decay_in = torch.exp((idx + 1).view(1, 1, -1, 1) * ll)  # (1, h, c, 1)
-        ys.append(scores @ vc + decay_in * (qc @ H.transpose(-1, -2)))
-        decay_out = torch.exp((c - 1 - idx).view(1, 1, -1, 1) * ll)  # (1, h, c, 1)
-        decay_all = torch.exp(c * ll)  # (1, h, 1, 1)
-        if z is not None:
-            dens.append(scores.sum(-1) + decay_in.squeeze(-1) * (qc @ z.unsqueeze(-1)).squeeze(-1))
-            z = decay_all.squeeze(-1) * z + (decay_out * kc).sum(2)
-        H = decay_all * H + vc.transpose(-1, -2) @ (decay_out * kc)
-    y = torch.cat(ys, dim=2)
-    den = torch.cat(dens, dim=2) if z is not None else None
-    return y, den, H, z
+    for qs, ks, vs in zip(*(t.split(sizes, dim=2) for t in (q, k, v))):
+        size = min(c, qs.shape[2])
+        y, den, H, z = _chunk_block(qs, ks, vs, H, z, log_lambda, size)
+        ys.append(y)
+        dens.append(den)
+    if not ys:
+        return q.new_zeros(q.shape), (None if z is None else q.new_zeros(q.shape[:3])), H, z
+    y = torch.cat(ys, dim=2) if len(ys) > 1 else ys[0]
+    if z is None:
+        return y, None, H, None
+    return y, (torch.cat(dens, dim=2) if len(dens) > 1 else dens[0]), H, z
+
+
+def _chunk_block(
+    q: Tensor, k: Tensor, v: Tensor, H: Tensor, z: Tensor | None, log_lambda: Tensor, c: int
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+    """All ``n = T / c`` chunks of length ``c`` at once (``T`` a multiple of ``c``); see above.
+
+    Chunk-start states: ``S_0 = H``, ``S_m = lambda^c S_(m-1) + dH_(m-1)``, i.e.
+    ``S_m = lambda^(c m) H + sum_(j<m) lambda^(c (m-1-j)) dH_j``: one small product over chunks.
+    """
+    B, h, T, dh = q.shape
+    n = T // c
+    q, k, v = (t.reshape(B, h, n, c, dh) for t in (q, k, v))
+    ll = log_lambda.view(1, h, 1, 1, 1)
+    idx = torch.arange(c, device=q.device, dtype=q.dtype)
+    diff = idx.view(-1, 1) - idx.view(1, -1)  # (c, c)
+    zero = torch.zeros((), dtype=q.dtype, device=q.device)
+    decay = torch.where(diff >= 0, torch.exp(diff.clamp(min=0) * ll), zero)  # (1, h, 1, c, c)
+    scores = (q @ k.transpose(-1, -2)) * decay  # (B, h, n, c, c)
+    decay_in = torch.exp((idx + 1).view(-1, 1) * ll)  # (1, h, 1, c, 1)
+    decay_out = torch.exp((c - 1 - idx).view(-1, 1) * ll)  # (1, h, 1, c, 1)
+    k_out = decay_out * k
+    dH = v.transpose(-1, -2) @ k_out  # (B, h, n, dh, dh): each chunk's own write
+    m = torch.arange(n, device=q.device, dtype=q.dtype)
+    gap = m.view(-1, 1) - m.view(1, -1) - 1  # (n, n)
+    llh = log_lambda.view(h, 1, 1)
+    across = torch.where(gap >= 0, torch.exp(c * gap.clamp(min=0) * llh), zero)  # (h, n, n)
+    from_start = torch.exp(c * m.view(1, -1) * log_lambda.view(h, 1))  # (h, n)
+    starts = (across @ dH.reshape(B, h, n, dh * dh)).view(B, h, n, dh, dh)
+    starts = starts + from_start.view(1, h, n, 1, 1) * H.unsqueeze(2)
+    y = scores @ v + decay_in * (q @ starts.transpose(-1, -2))
+    last = torch.exp(c * log_lambda).view(1, h, 1, 1)
+    H = last * starts[:, :, -1] + dH[:, :, -1]
+    if z is None:
+        return y.reshape(B, h, T, dh), None, H, None
+    dz = k_out.sum(3)  # (B, h, n, dh)
+    z_starts = across @ dz + from_start.view(1, h, n, 1) * z.unsqueeze(2)
+    den = scores.sum(-1) + decay_in.squeeze(-1) * (q @ z_starts.unsqueeze(-1)).squeeze(-1)
+    z = last.squeeze(-1) * z_starts[:, :, -1] + dz[:, :, -1]
+    return y.reshape(B, h, T, dh), den.reshape(B, h, T), H, z
 
 
 def amsu_sequence(
@@ -316,26 +378,19 @@ def amsu_sequence(
     """The sequence form: ``x (B, T, d)`` -> ``(spikes (B, T, d), state after the last token)``."""
     B, T, d = x.shape
     h, dh = config.heads, config.head_size
-    current = _sigma(config.sigma, F.linear(x, params.w_current, params.b_current))
+    current, v = _current_and_value(x, params, config)
     H, z, shift = state.H, state.z, state.shift
     feedback = None
     if config.astrocyte:
-        taps = params.shift.shape[1]
-        if taps > 1:
-            padded = torch.cat([shift, x], dim=1)  # (B, taps - 1 + T, d)
-            x_shift = sum(
-                params.shift[:, j] * padded[:, taps - 1 - j : taps - 1 - j + T] for j in range(taps)
-            )
-            shift = padded[:, padded.shape[1] - (taps - 1) :]
-        else:
-            x_shift = x * params.shift[:, 0]
+        x_shift, shift = _token_shift(x, shift, params.shift)
+        k, q = _keys_and_queries(x_shift, params, config)
 
-        def heads(t: Tensor) -> Tensor:
-            return t.view(B, T, h, dh).transpose(1, 2)
+        def heads(
+            t: Tensor,
+        ) -> Tensor:  # (B, T, d) -> contiguous (B, h, T, dh) for the chunk products
+            return t.reshape(B, T, h, dh).transpose(1, 2).contiguous()
 
-        k = heads(_phi(config.phi, F.linear(x_shift, params.w_key)))
-        q = heads(_phi(config.phi, F.linear(x_shift, params.w_query)))
-        v = heads(F.linear(x, params.w_value))
+        k, q, v = heads(k), heads(q), heads(v)
         use_den = config.norm == "denominator"
         y, den, H, z_new = astrocyte_chunked(
             q, k, v, H, z if use_den else None, params.log_lambda, config.chunk_size

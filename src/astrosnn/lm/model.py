@@ -56,7 +56,7 @@ class AstroSNNConfig:
     beta_init: float = 0.9
     surrogate: str = "arctan"
     surrogate_alpha: float | None = None
-    chunk_size: int = 64
+    chunk_size: int = 32
     scan_backend: str = "auto"
 
     def __post_init__(self) -> None:
