@@ -1,0 +1,366 @@
+"""Estimator-style NALSM / LSM / LSM+STDP (scikit-learn / reservoirpy idiom).
+
+    model = NALSM.from_preset("nalsm1000")
+    model.fit(X_train, y_train, X_val, y_val)     # phase 1 + phase-2 features + readout
+    model.score(X_test, y_test); model.save("out/"); NALSM.load("out/")
+
+Inputs X are one of: images (N, H, W) or intensities (N, D) -> NALSM's Bernoulli rate code (spec §2.1);
+boolean spike trains (N, T, D); or a list of N-MNIST event arrays (fields x, y, p, t) -> 1-ms bins (§2.2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from astrosnn.errors import AstrosnnError
+from astrosnn.liquid.config import NALSMConfig
+from astrosnn.liquid.readout import Readout, train_readout
+
+MODEL_FORMAT = "astrosnn.nalsm.model/1"
+EVENT_SPAN_MS = 300  # N-MNIST recordings; phase-1 windows start uniformly in [1, 278] as in the authors' code
+
+
+def _input_kind(X: Any) -> str:
+    if isinstance(X, list | tuple) and X and isinstance(X[0], np.ndarray) and X[0].dtype.names \
+            and "t" in X[0].dtype.names:
+        return "events"
+    arr = X if isinstance(X, torch.Tensor) else np.asarray(X)
+    if arr.ndim == 0 or len(arr) == 0:
+        raise AstrosnnError(f"expected a non-empty batch of samples, got shape {tuple(arr.shape)}")
+    if arr.dtype in (torch.bool, np.bool_):
+        if arr.ndim != 3:
+            raise AstrosnnError(f"spike trains must have shape (samples, time, inputs), got {tuple(arr.shape)}")
+        return "spikes"
+    if arr.ndim < 2:
+        raise AstrosnnError(f"images must have shape (samples, ...), got {tuple(arr.shape)}")
+    return "images"
+
+
+def _n_inputs(X: Any, kind: str) -> int:
+    if kind == "events":
+        from astrosnn.data.encoders import CHANNELS
+
+        return CHANNELS
+    arr = X if isinstance(X, torch.Tensor) else np.asarray(X)
+    return int(arr.shape[2]) if kind == "spikes" else int(np.prod(arr.shape[1:]))
+
+
+def _seed(*parts: Any) -> int:
+    """A stable 63-bit seed from any parts (so every batch's encoding noise is reproducible)."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
+
+
+class _Phase1Samples(Sequence):
+    """Lazily encoded phase-1 samples (T1, n_in): a seeded permutation of the training set, cycled."""
+
+    def __init__(self, model: NALSM, X: Any, kind: str, count: int):
+        self.model, self.X, self.kind, self.count = model, X, kind, count
+        n = len(X)
+        rng = np.random.default_rng(_seed(model.config.seed, "phase1-order"))
+        reps = -(-count // n) if n else 0
+        self.order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:count] if reps else []
+        self.rng = np.random.default_rng(_seed(model.config.seed, "phase1-windows"))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.count))]
+        idx = int(self.order[i])
+        steps = self.model.config.protocol.phase1_ms
+        gen = torch.Generator().manual_seed(_seed(self.model.config.seed, "phase1", i))
+        if self.kind == "events":
+            from astrosnn.data.encoders import bin_events
+
+            start = int(self.rng.integers(1, max(2, EVENT_SPAN_MS - steps - 1)))
+            return bin_events([self.X[idx]], steps=steps, start_ms=start)[0]
+        if self.kind == "spikes":
+            x = torch.as_tensor(self.X[idx])
+            start = int(self.rng.integers(0, max(1, x.shape[0] - steps + 1)))
+            return x[start:start + steps]
+        return self.model._encode_images(self.X[idx:idx + 1], steps, gen)[0]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for i in range(self.count):
+            yield self[i]
+
+
+class NALSM:
+    """A liquid (NALSM, LSM or LSM+STDP per `config.variant`) plus a linear readout.
+
+    backend: engine backend name ("fast" when available, else "reference"; both give identical spikes).
+    """
+
+    def __init__(self, config: NALSMConfig | None = None, *, backend: str = "auto", progress: bool = False):
+        from astrosnn.liquid.engine import BACKENDS
+
+        self.config = config or NALSMConfig()
+        if backend == "auto":
+            backend = "fast" if "fast" in BACKENDS else "reference"
+        if backend not in BACKENDS:
+            raise AstrosnnError(f"unknown engine backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.progress = progress
+        self.network = None  # astrosnn.liquid.topology.Network (initial weights)
+        self.weights: torch.Tensor | None = None  # (S,) liquid weights after phase 1
+        self.readout: Readout | None = None
+        self.n_inputs: int | None = None
+        self.input_kind: str | None = None
+        self.rate_max: float | None = None  # training set's global max of the rate code
+        self.timings: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_preset(cls, name: str, n_inputs: int | None = None, *, backend: str = "auto",
+                    progress: bool = False, **changes: Any) -> NALSM:
+        """A preset (`nalsm1000`, `nalsm8000`, `lsm1000`, `lsm-stdp1000`, ...); keyword changes use '__'
+        for '.', e.g. ``NALSM.from_preset("nalsm1000", liquid__grid=(5, 5, 5), seed=2)``."""
+        model = cls(NALSMConfig.from_preset(name, **changes), backend=backend, progress=progress)
+        if n_inputs is not None:
+            model.build(n_inputs)
+        return model
+
+    def build(self, n_inputs: int) -> NALSM:
+        """Build the liquid topology for `n_inputs` input channels (seeded by config.seed)."""
+        from astrosnn.liquid.topology import build_network
+
+        if isinstance(n_inputs, bool) or not isinstance(n_inputs, int | np.integer) or n_inputs < 1:
+            raise AstrosnnError(f"n_inputs must be a positive integer, got {n_inputs!r}")
+        lc = self.config.liquid
+        t0 = time.perf_counter()
+        self.network = build_network(
+            lc.grid, int(n_inputs), self.config.seed, lam=lc.lam, c_ee=lc.c_ee, c_ei=lc.c_ei, c_ie=lc.c_ie,
+            c_ii=lc.c_ii, input_density=lc.input_density, weight_magnitude=self.config.initial_weight)
+        self.timings["build_s"] = time.perf_counter() - t0
+        self.n_inputs = int(n_inputs)
+        self.weights = torch.from_numpy(np.asarray(self.network.weight, dtype=np.float32)).clone()
+        return self
+
+    def plasticity(self, phase: int):
+        """The engine's PlasticityConfig for phase 1 (no decay) or phase 2 (x phase2_decay per ms)."""
+        from astrosnn.liquid.engine import PlasticityConfig
+
+        p = self.config.plasticity
+        return PlasticityConfig(
+            rule=self.config.rule, eta_p=p.eta_p, trace_a=p.trace_a, trace_decay=p.trace_decay,
+            astro_tau=p.astro_tau, astro_bias=p.astro_bias, astro_init=p.astro_init,
+            astro_weight=self.config.astro_weight, astro_density=p.astro_density,
+            rate_decay=1.0 if phase == 1 else p.phase2_decay, seed=self.config.seed)
+
+    # ------------------------------------------------------------------ encoding
+    def _encode_images(self, images: Any, steps: int, generator: torch.Generator) -> torch.Tensor:
+        from astrosnn.data.encoders import bernoulli_spikes, rate_probabilities
+
+        probs, _ = rate_probabilities(np.asarray(images), global_max=self.rate_max)
+        return bernoulli_spikes(probs, steps, generator)
+
+    def _encode(self, X: Any, kind: str, start: int, stop: int, salt: str) -> torch.Tensor:
+        """Samples [start, stop) of X as bool spikes (B, phase2_ms, n_in)."""
+        steps = self.config.protocol.phase2_ms
+        if kind == "events":
+            from astrosnn.data.encoders import bin_events
+
+            return bin_events(list(X[start:stop]), steps=steps)
+        if kind == "spikes":
+            x = torch.as_tensor(X[start:stop])
+            if x.shape[1] < steps:
+                raise AstrosnnError(f"spike trains have {x.shape[1]} steps; phase 2 needs {steps}")
+            return x[:, :steps] != 0
+        gen = torch.Generator().manual_seed(_seed(self.config.seed, salt, start))
+        return self._encode_images(X[start:stop], steps, gen)
+
+    def _check_input(self, X: Any) -> str:
+        kind = _input_kind(X)
+        if self.n_inputs is not None and _n_inputs(X, kind) != self.n_inputs:
+            raise AstrosnnError(f"inputs have {_n_inputs(X, kind)} channels, the liquid was built for {self.n_inputs}")
+        return kind
+
+    # ------------------------------------------------------------------ phases
+    def initialize(self, X: Any) -> NALSM:
+        """Build the liquid (if needed) and run phase 1 on `protocol.phase1_samples` random samples of X."""
+        from astrosnn.liquid.engine import run_phase1
+
+        kind = _input_kind(X)
+        if self.network is None:
+            self.build(_n_inputs(X, kind))
+        self._check_input(X)
+        self.input_kind = kind
+        if kind == "images":
+            from astrosnn.data.encoders import rate_probabilities
+
+            _, self.rate_max = rate_probabilities(np.asarray(X))
+        n1 = self.config.protocol.phase1_samples if self.config.rule != "none" else 0
+        t0 = time.perf_counter()
+        if n1 > 0:
+            samples = _Phase1Samples(self, X, kind, n1)
+            self.weights = run_phase1(self.network, samples, self.plasticity(1), weights=self.weights,
+                                      progress=self.progress, backend=self.backend)
+        self.timings["phase1_s"] = time.perf_counter() - t0
+        self.counts["phase1_samples"] = n1
+        return self
+
+    def _require(self, what: str = "liquid") -> None:
+        if self.network is None or self.weights is None:
+            raise AstrosnnError("the liquid is not initialised: call fit() or initialize() first")
+        if what == "readout" and self.readout is None:
+            raise AstrosnnError("the readout is not trained: call fit() first")
+
+    def simulate(self, X: Any, *, record: bool = False, salt: str = "transform", desc: str = "phase 2"):
+        """Phase 2 on every sample of X in batches; yields the engine's SimResult per batch."""
+        from tqdm.auto import tqdm
+
+        from astrosnn.liquid.engine import extract_features
+
+        self._require()
+        kind = self._check_input(X)
+        bs = self.config.protocol.batch_size
+        bar = tqdm(total=len(X), desc=desc, unit="sample", disable=not self.progress, leave=False)
+        try:
+            for start in range(0, len(X), bs):
+                spikes = self._encode(X, kind, start, min(start + bs, len(X)), salt)
+                yield extract_features(self.network, self.weights, spikes, self.plasticity(2),
+                                       freeze=self.config.protocol.freeze_liquid, record=record,
+                                       backend=self.backend)
+                bar.update(spikes.shape[0])
+        finally:
+            bar.close()
+
+    def transform(self, X: Any, *, salt: str = "transform", desc: str = "phase 2") -> np.ndarray:
+        """Liquid features: per-neuron spike counts over `phase2_ms` ms, float32 (samples, neurons)."""
+        t0 = time.perf_counter()
+        parts = [r.counts.numpy().astype(np.float32) for r in self.simulate(X, salt=salt, desc=desc)]
+        self.timings["last_transform_s"] = time.perf_counter() - t0
+        return np.concatenate(parts) if parts else np.zeros((0, self.network.n_liquid), np.float32)
+
+    def record(self, X: Any, n: int | None = None, *, salt: str = "record"):
+        """Full rasters (B, T, N + n_in) and astrocyte traces of `n` evenly spaced samples of X (the paper's
+        round(len * k / n)); returns the engine's SimResult."""
+        n = self.config.protocol.bf_samples if n is None else n
+        n = max(1, min(int(n), len(X)))
+        idx = sorted({min(len(X) - 1, round(len(X) * k / n)) for k in range(n)})
+        subset = [X[i] for i in idx] if isinstance(X, list) else X[idx]
+        old = self.progress
+        self.progress = False
+        try:
+            results = list(self.simulate(subset, record=True, salt=salt))
+        finally:
+            self.progress = old
+        from astrosnn.liquid.engine import SimResult
+
+        return SimResult(spikes=torch.cat([r.spikes for r in results]), counts=torch.cat([r.counts for r in results]),
+                         weights=torch.cat([r.weights for r in results]), astro=torch.cat([r.astro for r in results]))
+
+    def branching_factor(self, X: Any, n: int | None = None) -> tuple[float, np.ndarray]:
+        """The paper's branching factor (mean, per-sample) over `n` evenly spaced samples of X."""
+        from astrosnn.liquid.branching import branching_factor_per_sample
+
+        per = branching_factor_per_sample(self.record(X, n).spikes, self.network, window=self.bf_window)
+        return (float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")), per
+
+    @property
+    def bf_window(self) -> tuple[int, int]:
+        """[25, 225) ms of a 250-ms presentation; the same 10% margins for other durations."""
+        t = self.config.protocol.phase2_ms
+        return (round(0.1 * t), round(0.9 * t))
+
+    # ------------------------------------------------------------------ estimator API
+    def fit_readout(self, features, y, val_features=None, y_val=None, test_features=None, y_test=None) -> NALSM:
+        t0 = time.perf_counter()
+        self.readout = train_readout(features, y, val_features, y_val, test_features, y_test,
+                                     config=self.config.readout, progress=self.progress)
+        self.timings["readout_s"] = time.perf_counter() - t0
+        return self
+
+    def fit(self, X: Any, y, X_val: Any = None, y_val=None, *, X_test: Any = None, y_test=None) -> NALSM:
+        """Phase 1 on X, phase-2 features of X (and X_val), then the readout. X_test/y_test, if given, only
+        log the test accuracy per epoch (the paper reports it at the best-validation epoch); never used
+        for selection."""
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise AstrosnnError(f"{len(X)} samples but {len(y)} labels")
+        self.initialize(X)
+        feats = {"train": self.timed_transform(X, "train")}
+        if X_val is not None:
+            feats["val"] = self.timed_transform(X_val, "val")
+        if X_test is not None:
+            feats["test"] = self.timed_transform(X_test, "test")
+        self.fit_readout(feats["train"], y, feats.get("val"), y_val, feats.get("test"), y_test)
+        return self
+
+    def timed_transform(self, X: Any, split: str) -> np.ndarray:
+        t0 = time.perf_counter()
+        f = self.transform(X, salt=split, desc=f"phase 2 ({split})")
+        self.timings[f"phase2_{split}_s"] = time.perf_counter() - t0
+        self.counts[f"phase2_{split}_samples"] = len(f)
+        return f
+
+    def predict(self, X: Any) -> np.ndarray:
+        self._require("readout")
+        return self.readout.predict(self.transform(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        self._require("readout")
+        return self.readout.predict_proba(self.transform(X))
+
+    def score(self, X: Any, y) -> float:
+        """Accuracy on (X, y)."""
+        self._require("readout")
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: str | Path) -> Path:
+        """config.json, model.json, liquid.safetensors/.json (topology with the phase-1 weights),
+        readout.safetensors; all atomic, no pickle."""
+        import json
+
+        from astrosnn.runinfo import atomic_write_json, save_tensors, versions
+
+        self._require()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        trained = replace(self.network, weight=self.weights.detach().cpu().numpy().astype(np.float32))
+        trained.save(folder / "liquid.safetensors")
+        atomic_write_json(folder / "config.json", self.config.to_dict())
+        atomic_write_json(folder / "model.json", {
+            "format": MODEL_FORMAT, "n_inputs": self.n_inputs, "input_kind": self.input_kind,
+            "rate_max": self.rate_max, "backend": self.backend, "versions": versions(),
+            "readout": self.readout.metadata() if self.readout is not None else None})
+        if self.readout is not None:
+            save_tensors(folder / "readout.safetensors", self.readout.to_tensors(),
+                         metadata={"readout": json.dumps(self.readout.metadata())})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, backend: str = "auto", progress: bool = False) -> NALSM:
+        from astrosnn.liquid.topology import Network
+        from astrosnn.runinfo import load_json, load_tensors
+
+        folder = Path(folder)
+        meta = load_json(folder / "model.json")
+        if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+            raise AstrosnnError(f"{folder / 'model.json'}: not an astrosnn NALSM model")
+        model = cls(NALSMConfig.from_json(folder / "config.json"), backend=backend, progress=progress)
+        trained = Network.load(folder / "liquid.safetensors")
+        model.network = trained
+        model.weights = torch.from_numpy(np.asarray(trained.weight, dtype=np.float32)).clone()
+        model.n_inputs, model.input_kind = int(meta["n_inputs"]), meta.get("input_kind")
+        model.rate_max = meta.get("rate_max")
+        if meta.get("readout") is not None:
+            model.readout = Readout.from_tensors(load_tensors(folder / "readout.safetensors"), meta["readout"])
+        return model
+
+    def __repr__(self) -> str:
+        c = self.config
+        state = "fitted" if self.readout is not None else ("initialised" if self.network is not None else "new")
+        return (f"NALSM(variant={c.variant!r}, grid={'x'.join(map(str, c.liquid.grid))}, seed={c.seed}, "
+                f"backend={self.backend!r}, {state})")

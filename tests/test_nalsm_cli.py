@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+
+from astrosnn.cli import main
+from astrosnn.liquid.config import NALSMConfig
+from astrosnn.liquid.model import NALSM
+from astrosnn.liquid.topology import Network
+from astrosnn.runinfo import load_tensors
+
+TINY = ["--grid", "4x4x4", "--phase1-samples", "40", "--limit", "300", "--val-limit", "100",
+        "--test-limit", "100", "--epochs", "400", "--patience", "150", "--bf-samples", "5", "--quiet"]
+
+
+def test_train_end_to_end_on_digits(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["nalsm", "train", *TINY, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and "branching factor" in printed
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["dataset"] == "digits" and m["variant"] == "nalsm" and m["seed"] == 0
+    assert m["test_accuracy"] > 0.25 and m["validation_accuracy"] > 0.25  # chance is 0.1
+    assert 0 < m["branching_factor"] < 5 and len(m["branching_factor_per_sample"]) == 5
+    assert m["mean_firing_rate_hz"] > 0
+    assert m["sizes"] == {"train": 300, "validation": 100, "test": 100, "phase1": 40}
+    for key in ("phase1", "phase2_train", "phase2_val", "phase2_test", "readout", "total"):
+        assert m["wall_time_s"][key] >= 0
+    assert m["samples_per_s"]["phase2"] > 0 and m["network"]["n_liquid"] == 64
+    assert "torch" in m["versions"] and m["config"]["liquid"]["grid"] == [4, 4, 4]
+    cfg = NALSMConfig.from_json(out / "config.json")
+    assert cfg.liquid.grid == (4, 4, 4) and cfg.protocol.phase1_samples == 40
+    assert Network.load(out / "liquid.safetensors").n_liquid == 64
+    assert load_tensors(out / "readout.safetensors")["readout.weight"].shape == (10, 64)
+    for plot in ("raster.png", "branching.png", "learning_curves.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+    model = NALSM.load(out)
+    from astrosnn.data.images import load_images
+
+    te = load_images("digits", "test", limit=100)
+    assert model.score(te.images, te.labels) > 0.25
+
+
+def test_lsm_with_ridge_and_kernel_quality(tmp_path):
+    out = tmp_path / "lsm"
+    args = ["nalsm", "train", *TINY, "--variant", "lsm", "--lsm-weight", "1.0", "--readout", "ridge",
+            "--kernel-quality", "4", "--no-plots", "--out", str(out)]
+    assert main(args) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["variant"] == "lsm" and m["readout"] == "ridge" and m["sizes"]["phase1"] == 0
+    assert m["config"]["liquid"]["lsm_weight"] == 1.0 and m["plots"] == []
+    kq = m["kernel_quality"]
+    assert 1 <= kq["separation_rank"] <= 40 and 1 <= kq["generalization_rank"] <= 40
+    assert np.isfinite(m["test_accuracy"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "cifar"], "unknown dataset"),
+    (["--variant", "esn"], "unknown variant"),
+    (["--grid", "0x4x4"], "--grid"),
+    (["--grid", "4x4"], "--grid"),
+    (["--neurons", "0"], "--neurons"),
+    (["--phase1-samples", "-1"], "--phase1-samples"),
+    (["--limit", "-5"], "--limit"),
+    (["--readout", "svm"], "unknown readout"),
+    (["--config", "/nonexistent/cfg.json"], "file not found"),
+])
+def test_bad_input_is_one_line_exit_2(args, message, capsys):
+    assert main(["nalsm", "train", "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("astrosnn: error:") and message in err
+    assert err.count("\n") == 1
+
+
+def test_data_folder_without_the_dataset(tmp_path, capsys):
+    rc = main(["nalsm", "train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--no-download",
+               "--quiet", "--out", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("astrosnn: error:") and "mnist" in err and str(tmp_path) in err
+    assert err.count("\n") == 1
