@@ -44,7 +44,7 @@ def test_train_end_to_end_on_digits(tmp_path, capsys):
 def test_lsm_with_ridge_and_kernel_quality(tmp_path):
     out = tmp_path / "lsm"
     args = ["nalsm", "train", *TINY, "--variant", "lsm", "--lsm-weight", "1.0", "--readout", "ridge",
-            "--kernel-quality", "4", "--no-plots", "--out", str(out)]
+            "--kernel-quality", "4", "--no-plots", "--save-features", "--out", str(out)]
     assert main(args) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["variant"] == "lsm" and m["readout"] == "ridge" and m["sizes"]["phase1"] == 0
@@ -52,6 +52,8 @@ def test_lsm_with_ridge_and_kernel_quality(tmp_path):
     kq = m["kernel_quality"]
     assert 1 <= kq["separation_rank"] <= 40 and 1 <= kq["generalization_rank"] <= 40
     assert np.isfinite(m["test_accuracy"])
+    feats = load_tensors(out / "features.safetensors")
+    assert feats["train.counts"].shape == (300, 64) and feats["test.labels"].shape == (100,)
 
 
 @pytest.mark.parametrize("args, message", [

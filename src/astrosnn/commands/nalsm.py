@@ -56,6 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also measure separation/generalisation ranks on PER_CLASS test images per class")
     t.add_argument("--backend", default="auto", help="engine backend: auto, reference or fast")
     t.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    t.add_argument("--save-features", action="store_true",
+                   help="also write features.safetensors (phase-2 spike counts and labels of every split)")
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=run_train)
@@ -181,6 +183,13 @@ def run_train(args: argparse.Namespace) -> int:
                             per_class=args.kernel_quality, seed=cfg.seed).to_dict()
         kq["wall_s"] = time.perf_counter() - t0
     model.save(out)
+    if args.save_features:
+        from astrosnn.runinfo import save_tensors
+
+        feats = {"train": (f_tr, y_tr), "validation": (f_va, y_va), "test": (f_te, y_te)}
+        save_tensors(out / "features.safetensors", {
+            f"{k}.{part}": torch.as_tensor(np.asarray(v[i]))
+            for k, v in feats.items() if v[0] is not None for i, part in enumerate(("counts", "labels"))})
     plots: list[str] = []
     t0 = time.perf_counter()
     if not args.no_plots:
