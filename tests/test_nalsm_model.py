@@ -128,3 +128,11 @@ def test_model_errors(digits, tmp_path):
         NALSM.load(tmp_path)
     with pytest.raises(AstrosnnError, match="backend"):
         NALSM(backend="gpu")
+
+
+def test_package_exports_the_estimator():
+    import astrosnn.liquid as liquid
+
+    assert liquid.NALSM is NALSM and liquid.NALSMConfig is NALSMConfig
+    with pytest.raises(AttributeError):
+        liquid.NoSuchThing  # noqa: B018

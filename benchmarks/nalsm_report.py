@@ -1,0 +1,55 @@
+"""Markdown tables from runs/nalsm-compare/*/metrics.json (used for results/nalsm.md).
+
+Usage: python benchmarks/nalsm_report.py [RUNS_DIR]"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def fmt(v, spec=".4f"):
+    return "–" if v is None else format(v, spec)
+
+
+def sd(xs: list[float]) -> float:
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/nalsm-compare")
+    rows = []
+    for path in sorted(root.glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        rows.append((path.parent.name, m))
+    print("| run | dataset | variant | train/val/test | phase-1 | test acc | val acc | best epoch | BF | rate (Hz) "
+          "| SP / AP | phase 1 (s) | phase 2 (s) | readout (s) | total (s) | phase-2 samples/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, m in rows:
+        w, s, kq = m["wall_time_s"], m["sizes"], m.get("kernel_quality")
+        p2 = w["phase2_train"] + w["phase2_val"] + w["phase2_test"]
+        variant = m["variant"] + (f" w={m['config']['liquid']['lsm_weight']}" if m["variant"] == "lsm" else "")
+        sp_ap = f"{kq['separation_rank']:.1f} / {kq['generalization_rank']:.1f}" if kq else "–"
+        print(f"| {name} | {m['dataset']} | {variant} | {s['train']}/{s['validation']}/{s['test']} | {s['phase1']} "
+              f"| {fmt(m['test_accuracy'])} | {fmt(m['validation_accuracy'])} | {m['best_epoch']} "
+              f"| {fmt(m['branching_factor'], '.3f')} | {fmt(m['mean_firing_rate_hz'], '.1f')} | {sp_ap} "
+              f"| {w['phase1']:.1f} | {p2:.1f} | {w['readout']:.1f} | {w['total']:.1f} "
+              f"| {fmt(m['samples_per_s']['phase2'], '.1f')} |")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for _name, m in rows:
+        if m["variant"] == "lsm" and m["config"]["liquid"]["lsm_weight"] != 0.8:
+            continue
+        groups.setdefault((m["dataset"], m["variant"]), []).append(m)
+    print("\n| dataset | variant | seeds | test acc (mean ± sd) | BF (mean ± sd) |")
+    print("|---|---|---|---|---|")
+    for (ds, var), ms in sorted(groups.items()):
+        acc = [m["test_accuracy"] for m in ms]
+        bf = [m["branching_factor"] for m in ms]
+        print(f"| {ds} | {var} | {','.join(str(m['seed']) for m in ms)} | {statistics.mean(acc):.4f} ± {sd(acc):.4f} "
+              f"| {statistics.mean(bf):.3f} ± {sd(bf):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
