@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 5e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-every", type=int, metavar="STEPS", help="validate every STEPS steps (default: 10 times per run)")
-    t.add_argument("--eval-tokens", type=int, metavar="N", help="periodic validations use the first N validation tokens (the final one uses all)")
+    t.add_argument("--eval-tokens", type=int, metavar="N", help="periodic validations use the first N validation tokens (default: 8192; the final one uses all)")
     t.add_argument("--out", help="run folder (default: runs/lm-MODEL-CORPUS)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--data-dir", help="dataset folder (default: $ASTROSNN_DATA or the user cache)")

@@ -58,7 +58,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     eval_every: int | None = None  # steps; None: 10 validations per run
-    eval_tokens: int | None = None  # periodic validations use the first N tokens; the final one uses all
+    eval_tokens: int | None = 8192  # periodic validations use the first N tokens (None: all); the final one uses all
     out: str = "runs/lm"
     data_dir: str | None = None
     params: int | None = None  # target parameter count; picks the width
@@ -275,6 +275,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, corpus, stop_at_step, prog
             return prog["step"] >= cfg.steps
         return prog["elapsed_train"] >= cfg.time_budget
 
+    log(f"training {cfg.model} ({params:,} parameters) on {corpus.name} ({len(train_ids):,} train tokens, "
+        f"vocab {len(vocab)}), batch {cfg.batch_size} x {cfg.seq_len}"
+        + (f", {cfg.steps} steps" if cfg.steps else f", time budget {cfg.time_budget:g} s"))
     from tqdm.auto import tqdm
 
     if cfg.steps is not None:
@@ -282,9 +285,6 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, corpus, stop_at_step, prog
     else:
         bar = tqdm(total=round(cfg.time_budget), initial=int(prog["elapsed_train"]), disable=not progress,
                    mininterval=1.0, bar_format="{l_bar}{bar}| {n}/{total} s training [{elapsed}{postfix}]")
-    log(f"training {cfg.model} ({params:,} parameters) on {corpus.name} ({len(train_ids):,} train tokens, "
-        f"vocab {len(vocab)}), batch {cfg.batch_size} x {cfg.seq_len}"
-        + (f", {cfg.steps} steps" if cfg.steps else f", time budget {cfg.time_budget:g} s"))
     last_eval_time = prog["elapsed_train"]
     smooth = None
     model.train()
