@@ -84,7 +84,7 @@ def main() -> int:
             with open(out / f"{model}.log", "w") as log:
                 rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             print(f"[{time.strftime('%H:%M:%S', time.gmtime())} UTC] {model}: exit {rc}", flush=True)
-    if (out / "astrosnn" / "model.safetensors").is_file():
+    if not args.summary_only and "astrosnn" in models and (out / "astrosnn" / "model.safetensors").is_file():
         gen = [sys.executable, "-m", "astrosnn", "lm", "generate", "--checkpoint", str(out / "astrosnn"),
                "--prompt", args.prompt, "--max-new-tokens", "500", "--temperature", "0.8", "--seed", "0"]
         sample = subprocess.run(gen, capture_output=True, text=True, env=env)
