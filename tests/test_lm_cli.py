@@ -87,6 +87,20 @@ def test_astrosnn_trains_and_generates_from_the_cli(run, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("the ")
 
 
+def test_model_options_pass_through_set(run, tmp_path, capsys):
+    _, text, _ = run
+    out = tmp_path / "ablation"
+    assert main(["lm", "train", "--corpus", str(text), "--width", "16", "--layers", "1", "--heads", "2",
+                 "--seq-len", "16", "--batch-size", "2", "--steps", "1", "--out", str(out), "--quiet",
+                 "--set", "token_shift=false", "--set", "norm=denominator"]) == 0
+    config = json.loads((out / "config.json").read_text())["model_config"]
+    assert config["token_shift"] is False and config["norm"] == "denominator"
+    capsys.readouterr()
+    one_line_error(capsys, ["lm", "train", "--corpus", str(text), "--steps", "1", "--out", str(tmp_path / "y"),
+                            "--set", "colour=red"], "unknown option", "colour")
+    one_line_error(capsys, ["lm", "train", "--corpus", str(text), "--steps", "1", "--set", "colour"], "KEY=VALUE")
+
+
 def test_plot_learning_curves(run, tmp_path, capsys):
     _, _, out = run
     png = tmp_path / "curves.png"

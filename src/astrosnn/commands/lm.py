@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--layers", type=int, help="number of layers / blocks (default: 2)")
     t.add_argument("--heads", type=int, help="astrocyte or attention heads (default: 4; the LSTM has none)")
     t.add_argument("--params", type=int, metavar="TARGET", help="pick the width for about TARGET parameters")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other field of the model's config, e.g. --set token_shift=false --set norm=denominator "
+                   "(values read as JSON, else as text; repeatable)")
     t.add_argument("--seq-len", type=int, default=None, help="tokens per stream per step: the truncated-BPTT length, the Transformer's context (default: 64)")
     t.add_argument("--batch-size", type=int, default=None, help="parallel streams per step (default: 16)")
     budget = t.add_mutually_exclusive_group()
@@ -78,6 +81,7 @@ def _train(args: argparse.Namespace) -> int:
         params=args.params,
         threads=args.threads,
     )
+    cfg.model_options = _parse_sets(args.set)
     for name in ("layers", "heads", "seq_len", "batch_size", "lr"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
@@ -89,6 +93,23 @@ def _train(args: argparse.Namespace) -> int:
     final = metrics["final_validation"]
     print(f"validation {metrics['metric'].replace('_', ' ')}: {final[metrics['metric']]:.4f}")
     return 0
+
+
+def _parse_sets(items: list[str]) -> dict:
+    import json
+
+    from astrosnn.errors import AstrosnnError
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AstrosnnError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
 
 
 def _generate(args: argparse.Namespace) -> int:
