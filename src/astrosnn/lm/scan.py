@@ -77,13 +77,9 @@ def lif_scan_reference(
 
 
 @njit(nogil=True, cache=True)
-def _forward_kernel(current, feedback, u0, s0, spikes, u_all, dsg,
-                    has_feedback, beta, theta, reset_on, code, c1, c2, one, zero):  # fmt: skip
-    """Fills spikes, membranes and the surrogate derivative at each step (for the backward pass).
-
-    Float constants arrive in the arrays' dtype so float32 stays float32; branches sit outside the
-    inner channel loops so those vectorise.
-    """
+def _forward_kernel(current, feedback, u0, s0, spikes, u_all,
+                    has_feedback, beta, theta, reset_on, one, zero):  # fmt: skip
+    """Fills spikes and membranes. Float constants arrive in the arrays' dtype (float32 stays float32)."""
     B, T, N = current.shape
     for b in range(B):
         u = u0[b].copy()
@@ -101,58 +97,71 @@ def _forward_kernel(current, feedback, u0, s0, spikes, u_all, dsg,
             for n in range(N):
                 s[n] = one if v[n] >= zero else zero
                 spikes[b, t, n] = s[n]
-            if code == 0:  # arctan: c1 = pi/2 alpha, c2 = alpha/2
-                for n in range(N):
-                    a = c1 * v[n]
-                    dsg[b, t, n] = c2 / (one + a * a)
-            elif code == 1:  # sigmoid: c1 = alpha
-                for n in range(N):
-                    sg = one / (one + np.exp(-c1 * v[n]))
-                    dsg[b, t, n] = c1 * sg * (one - sg)
-            else:  # triangle: c1 = alpha
-                for n in range(N):
-                    r = one - c1 * abs(v[n])
-                    dsg[b, t, n] = c1 * r if r > zero else zero
 
 
 @njit(nogil=True, cache=True)
-def _backward_kernel(grad_spikes, grad_u_last, u0, s0, u_all, spikes, dsg, grad_current,
-                     grad_feedback, grad_beta_b, grad_theta_b, grad_u0, grad_s0,
-                     beta, reset_on, uncut, one):  # fmt: skip
-    """Reverse-time adjoint of the scan. With a_t = dL/du_t::
+def _backward_kernel(grad_spikes, grad_u_last, feedback, u0, s0, u_all, grad_current, grad_feedback,
+                     grad_beta_b, grad_theta_b, grad_u0, grad_s0,
+                     has_feedback, beta, theta, reset_on, uncut, code, c1, c2, one, zero):  # fmt: skip
+    """Reverse-time adjoint of the scan; spikes and surrogate slopes are recomputed from ``u`` (less memory
+    traffic than storing them). With ``a_t = dL/du_t`` and ``keep_t = 1 - reset_on s_t``::
 
-    dL/ds_t = g_s[t] - uncut * a_{t+1} beta u_t      (the reset's own gradient, if not cut)
-    dL/dv_t = dL/ds_t * surrogate'(v_t)              (v_t = u_t + o_t - theta)
-    a_t     = dL/dv_t + a_{t+1} beta keep_t   (+ g_u_last at t = T-1), keep_t = 1 - reset_on s_t
+        dL/ds_t = g_s[t] - uncut * a_{t+1} beta u_t      (the reset's own gradient, if not cut)
+        dL/dv_t = dL/ds_t * surrogate'(v_t)              (v_t = u_t + o_t - theta)
+        a_t     = dL/dv_t + a_{t+1} beta keep_t   (+ g_u_last at t = T-1)
+        dL/dbeta += a_{t+1} u_t keep_t
     """
     B, T, N = grad_spikes.shape
     for b in range(B):
-        carry = grad_u_last[b].copy()  # a_{t+1} * beta * keep_t: what u_t receives from u_{t+1}
-        adj = np.zeros_like(carry)  # a_{t+1}
-        gbeta = np.zeros_like(carry)
-        gtheta = np.zeros_like(carry)
+        direct = grad_u_last[b].copy()  # only at t = T-1
+        adj = np.zeros_like(direct)  # a_{t+1}
+        gbeta = np.zeros_like(direct)
+        gtheta = np.zeros_like(direct)
+        v = np.empty_like(direct)
+        slope = np.empty_like(direct)
+        keep = np.empty_like(direct)
         for t in range(T - 1, -1, -1):
-            if t > 0:
-                prev_u = u_all[b, t - 1]
-                prev_s = spikes[b, t - 1]
-            else:
-                prev_u = u0[b]
-                prev_s = s0[b]
+            # simple loops over contiguous rows: they vectorise (one fused loop did not)
+            u_row = u_all[b, t]
             for n in range(N):
-                gs = grad_spikes[b, t, n] - uncut * adj[n] * beta[n] * u_all[b, t, n]
-                gv = gs * dsg[b, t, n]
-                a = gv + carry[n]
-                grad_feedback[b, t, n] = gv  # before grad_current: the two may alias
-                grad_current[b, t, n] = a
+                v[n] = u_row[n] - theta[n]
+            if has_feedback:
+                f_row = feedback[b, t]
+                for n in range(N):
+                    v[n] += f_row[n]
+            if code == 0:  # arctan: c1 = pi/2 alpha, c2 = alpha/2
+                for n in range(N):
+                    x = c1 * v[n]
+                    slope[n] = c2 / (one + x * x)
+            elif code == 1:  # sigmoid: c1 = alpha
+                for n in range(N):
+                    sg = one / (one + np.exp(-c1 * v[n]))
+                    slope[n] = c1 * sg * (one - sg)
+            else:  # triangle: c1 = alpha
+                for n in range(N):
+                    r = one - c1 * abs(v[n])
+                    slope[n] = c1 * r if r > zero else zero
+            for n in range(N):
+                keep[n] = one - reset_on * (one if v[n] >= zero else zero)
+            g_row = grad_spikes[b, t]
+            gf_row = grad_feedback[b, t]
+            for n in range(N):
+                gbeta[n] += adj[n] * u_row[n] * keep[n]
+                gv = (g_row[n] - uncut * adj[n] * beta[n] * u_row[n]) * slope[n]
+                gf_row[n] = gv  # before grad_current: the two may alias
                 gtheta[n] -= gv
-                keep_prev = one - reset_on * prev_s[n]
-                gbeta[n] += a * prev_u[n] * keep_prev
-                carry[n] = a * beta[n] * keep_prev
+                v[n] = gv
+            gc_row = grad_current[b, t]
+            for n in range(N):
+                a = v[n] + adj[n] * beta[n] * keep[n] + direct[n]
+                direct[n] = zero
+                gc_row[n] = a
                 adj[n] = a
         for n in range(N):
-            grad_u0[b, n] = carry[n]
+            keep0 = one - reset_on * s0[b, n]
+            grad_u0[b, n] = adj[n] * beta[n] * keep0
             grad_s0[b, n] = -uncut * adj[n] * beta[n] * u0[b, n]
-            grad_beta_b[b, n] = gbeta[n]
+            grad_beta_b[b, n] = gbeta[n] + adj[n] * u0[b, n] * keep0
             grad_theta_b[b, n] = gtheta[n]
 
 
@@ -193,48 +202,50 @@ class _LIFScanFunction(torch.autograd.Function):
         cur = _np(current)
         dt = cur.dtype.type
         has_fb = feedback is not None
-        fb = _np(feedback.to(dtype)) if has_fb else cur  # never read without feedback
+        feedback = feedback.to(dtype).contiguous() if has_fb else None
+        beta, theta, u0, s0 = (t.to(dtype).contiguous() for t in (beta, theta, u0, s0))
         spikes = torch.empty((B, T, N), dtype=dtype)
         u_all = torch.empty((B, T, N), dtype=dtype)
-        dsg = torch.empty((B, T, N), dtype=dtype)
-        alpha = float(surrogate.alpha)
-        c1, c2 = (0.5 * math.pi * alpha, 0.5 * alpha) if surrogate.code == 0 else (alpha, 0.0)
         _over_batch(
             _forward_kernel,
-            (cur, fb, _np(u0.to(dtype)), _np(s0.to(dtype)), spikes.numpy(), u_all.numpy(), dsg.numpy()),
-            (has_fb, _np(beta.to(dtype)), _np(theta.to(dtype)), dt(reset_code != 2), surrogate.code,
-             dt(c1), dt(c2), dt(1), dt(0)),
+            (cur, _np(feedback) if has_fb else cur, _np(u0), _np(s0), spikes.numpy(), u_all.numpy()),
+            (has_fb, _np(beta), _np(theta), dt(reset_code != 2), dt(1), dt(0)),
         )  # fmt: skip
-        ctx.save_for_backward(beta, u0, s0, u_all, spikes, dsg)
+        ctx.save_for_backward(feedback, beta, theta, u0, s0, u_all)
+        ctx.surrogate = surrogate
         ctx.reset_code = reset_code
-        ctx.has_feedback = has_fb
         return spikes, u_all[:, -1].clone()
 
     @staticmethod
     def backward(ctx: Any, grad_spikes: Tensor | None, grad_u_last: Tensor | None):  # noqa: ANN205
-        beta, u0, s0, u_all, spikes, dsg = ctx.saved_tensors
-        B, T, N = spikes.shape
-        dtype = spikes.dtype
+        feedback, beta, theta, u0, s0, u_all = ctx.saved_tensors
+        B, T, N = u_all.shape
+        dtype = u_all.dtype
         dt = u_all.numpy().dtype.type
-        gs = torch.zeros_like(spikes) if grad_spikes is None else grad_spikes.to(dtype)
+        has_fb = feedback is not None
+        gs = torch.zeros_like(u_all) if grad_spikes is None else grad_spikes.to(dtype)
         gu = torch.zeros_like(u0) if grad_u_last is None else grad_u_last.to(dtype)
         g_current = torch.empty((B, T, N), dtype=dtype)
-        g_feedback = torch.empty((B, T, N), dtype=dtype) if ctx.has_feedback else g_current
+        g_feedback = torch.empty((B, T, N), dtype=dtype) if has_fb else g_current
         g_beta = torch.empty((B, N), dtype=dtype)
         g_theta = torch.empty((B, N), dtype=dtype)
         g_u0 = torch.empty((B, N), dtype=dtype)
         g_s0 = torch.empty((B, N), dtype=dtype)
+        alpha = float(ctx.surrogate.alpha)
+        code = ctx.surrogate.code
+        c1, c2 = (0.5 * math.pi * alpha, 0.5 * alpha) if code == 0 else (alpha, 0.0)
         _over_batch(
             _backward_kernel,
-            (_np(gs), _np(gu), _np(u0.to(dtype)), _np(s0.to(dtype)), u_all.numpy(), spikes.numpy(),
-             dsg.numpy(), g_current.numpy(), g_feedback.numpy(), g_beta.numpy(), g_theta.numpy(),
+            (_np(gs), _np(gu), _np(feedback) if has_fb else u_all.numpy(), _np(u0), _np(s0),
+             u_all.numpy(), g_current.numpy(), g_feedback.numpy(), g_beta.numpy(), g_theta.numpy(),
              g_u0.numpy(), g_s0.numpy()),
-            (_np(beta.to(dtype)), dt(ctx.reset_code != 2), dt(ctx.reset_code == 1), dt(1)),
+            (has_fb, _np(beta), _np(theta), dt(ctx.reset_code != 2), dt(ctx.reset_code == 1), code,
+             dt(c1), dt(c2), dt(1), dt(0)),
         )  # fmt: skip
         need = ctx.needs_input_grad
         return (
             g_current if need[0] else None,
-            g_feedback if ctx.has_feedback and need[1] else None,
+            g_feedback if has_fb and need[1] else None,
             g_beta.sum(0) if need[2] else None,
             g_theta.sum(0) if need[3] else None,
             g_u0 if need[4] else None,

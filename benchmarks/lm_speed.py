@@ -1,0 +1,116 @@
+"""Training throughput of the LM models: tokens per second of forward + backward + AdamW step.
+
+Each model of about ``--params`` parameters (width chosen by ``astrosnn.lm.factory``) trains on random
+character batches (``--batch`` x ``--seq-len``, vocabulary 65 as tiny-shakespeare) with the recurrent
+state carried and detached between batches, as in truncated BPTT. For each thread count the models run
+interleaved, ``--repeats`` rounds of ``--steps`` timed steps after a warm-up; the figure is the median
+over rounds of wall-clock tokens/s (and of process CPU tokens/s, steadier on a shared machine).
+
+    taskset -c 1 python benchmarks/lm_speed.py --threads 1 2 --markdown
+    python benchmarks/lm_speed.py --models astrosnn lstm --threads 1 --steps 3   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from astrosnn.lm.factory import build_model, count_parameters, width_for_parameters
+from astrosnn.lm.state import detach_state
+from astrosnn.runinfo import seed_everything, versions
+
+LAYERS = {"lstm": 2, "transformer": 4, "lif-snn": 4, "astrosnn": 4}
+
+
+def make_model(kind: str, vocab: int, params: int, seq_len: int, options: dict):
+    opts = {"layers": LAYERS[kind], "seq_len": seq_len, **options}
+    if kind != "lstm":
+        opts["heads"] = 4
+    width = width_for_parameters(kind, vocab, params, **opts)
+    return build_model(kind, vocab, width=width, **opts), width
+
+
+def timed_steps(model, opt, ids: torch.Tensor, steps: int, seq_len: int, state):
+    """Run `steps` training steps; return (wall s, cpu s, state)."""
+    vocab = model.config.vocab_size
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(steps):
+        x = ids[:, i * seq_len : (i + 1) * seq_len]
+        y = ids[:, i * seq_len + 1 : (i + 1) * seq_len + 1]
+        logits, state = model(x, state)
+        loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        state = detach_state(state)
+    return time.perf_counter() - wall, time.process_time() - cpu, state
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["astrosnn", "lif-snn", "lstm"])
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--params", type=int, default=1_000_000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per round")
+    p.add_argument("--repeats", type=int, default=3, help="rounds per model and thread count")
+    p.add_argument("--chunk-size", type=int, default=None, help="AM-SU chunk size (default: the model's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--markdown", action="store_true", help="print a markdown table too")
+    args = p.parse_args()
+
+    vocab = 65
+    seed_everything(args.seed)
+    results = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        runs = {}
+        for kind in args.models:
+            options = {}
+            if args.chunk_size and kind in ("astrosnn", "lif-snn"):
+                options["chunk_size"] = args.chunk_size
+            model, width = make_model(kind, vocab, args.params, args.seq_len, options)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            ids = torch.randint(0, vocab, (args.batch, (args.steps + 1) * args.seq_len + 1))
+            _, _, state = timed_steps(model, opt, ids, 1, args.seq_len, None)  # warm-up (numba load)
+            runs[kind] = dict(model=model, opt=opt, ids=ids, state=state, width=width, wall=[], cpu=[])
+        for _ in range(args.repeats):
+            for r in runs.values():
+                wall, cpu, r["state"] = timed_steps(
+                    r["model"], r["opt"], r["ids"], args.steps, args.seq_len, r["state"]
+                )
+                tokens = args.batch * args.seq_len * args.steps
+                r["wall"].append(tokens / wall)
+                r["cpu"].append(tokens / cpu)
+        for kind, r in runs.items():
+            row = {
+                "model": kind,
+                "threads": threads,
+                "width": r["width"],
+                "parameters": count_parameters(r["model"]),
+                "tokens_per_s_wall": round(statistics.median(r["wall"])),
+                "tokens_per_s_cpu": round(statistics.median(r["cpu"])),
+                "wall_rounds": [round(v) for v in r["wall"]],
+            }
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    print(json.dumps({"config": vars(args), "versions": versions()}))
+    if args.markdown:
+        print("\n| model | threads | width | parameters | tokens/s (wall) | tokens/s per CPU-second |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in results:
+            print(
+                f"| {r['model']} | {r['threads']} | {r['width']} | {r['parameters']:,} | "
+                f"{r['tokens_per_s_wall']:,} | {r['tokens_per_s_cpu']:,} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
