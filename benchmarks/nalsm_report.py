@@ -5,6 +5,7 @@ Usage: python benchmarks/nalsm_report.py [RUNS_DIR]"""
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -12,6 +13,18 @@ from pathlib import Path
 
 def fmt(v, spec=".4f"):
     return "–" if v is None else format(v, spec)
+
+
+def label(m: dict) -> str:
+    cfg = m["config"]
+    text = m["variant"]
+    if m["variant"] == "lsm":
+        text += f" w={cfg['liquid']['lsm_weight']}"
+    if m["variant"] == "nalsm":
+        text += f" w_astro={m['astrocyte_weight']}"
+    if cfg["protocol"]["freeze_liquid"]:
+        text += " frozen"
+    return text
 
 
 def sd(xs: list[float]) -> float:
@@ -30,7 +43,7 @@ def main() -> None:
     for name, m in rows:
         w, s, kq = m["wall_time_s"], m["sizes"], m.get("kernel_quality")
         p2 = w["phase2_train"] + w["phase2_val"] + w["phase2_test"]
-        variant = m["variant"] + (f" w={m['config']['liquid']['lsm_weight']}" if m["variant"] == "lsm" else "")
+        variant = label(m)
         sp_ap = f"{kq['separation_rank']:.1f} / {kq['generalization_rank']:.1f}" if kq else "–"
         print(f"| {name} | {m['dataset']} | {variant} | {s['train']}/{s['validation']}/{s['test']} | {s['phase1']} "
               f"| {fmt(m['test_accuracy'])} | {fmt(m['validation_accuracy'])} | {m['best_epoch']} "
@@ -38,9 +51,9 @@ def main() -> None:
               f"| {w['phase1']:.1f} | {p2:.1f} | {w['readout']:.1f} | {w['total']:.1f} "
               f"| {fmt(m['samples_per_s']['phase2'], '.1f')} |")
     groups: dict[tuple[str, str], list[dict]] = {}
-    for _name, m in rows:
-        if m["variant"] == "lsm" and m["config"]["liquid"]["lsm_weight"] != 0.8:
-            continue
+    for name, m in rows:
+        if not re.fullmatch(r"(digits|mnist|fashion-mnist|nmnist)-(nalsm|lsm|lsm-stdp)-s\d+", name):
+            continue  # sweeps and ablations stay out of the per-variant summary
         groups.setdefault((m["dataset"], m["variant"]), []).append(m)
     print("\n| dataset | variant | seeds | test acc (mean ± sd) | BF (mean ± sd) |")
     print("|---|---|---|---|---|")

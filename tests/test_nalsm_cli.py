@@ -81,3 +81,15 @@ def test_data_folder_without_the_dataset(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("astrosnn: error:") and "mnist" in err and str(tmp_path) in err
     assert err.count("\n") == 1
+
+
+def test_preset_variant_is_kept_unless_overridden():
+    from astrosnn.cli import build_parser
+    from astrosnn.commands.nalsm import build_config
+
+    parse = build_parser().parse_args
+    assert build_config(parse(["nalsm", "train", "--preset", "lsm1000"])).variant == "lsm"
+    assert build_config(parse(["nalsm", "train", "--preset", "lsm1000", "--variant", "nalsm"])).variant == "nalsm"
+    assert build_config(parse(["nalsm", "train"])).variant == "nalsm"
+    cfg = build_config(parse(["nalsm", "train", "--neurons", "8000", "--batch-size", "50"]))
+    assert cfg.liquid.grid == (20, 20, 20) and cfg.protocol.batch_size == cfg.readout.batch_size == 50

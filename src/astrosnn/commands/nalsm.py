@@ -27,35 +27,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train", help="phase 1 + phase-2 features + readout; writes metrics, model and plots",
         description="Train a liquid and its readout. With no options: NALSM on the embedded 8x8 digits "
                     f"(preset {DIGITS_PRESET}), about 1-2 minutes on 2 cores.")
-    t.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits)")
+    t.add_argument("--dataset", default="digits", metavar="NAME", help=f"one of {', '.join(DATASETS)} (default digits)")
     size = t.add_mutually_exclusive_group()
-    size.add_argument("--grid", help="liquid grid AxBxC, e.g. 10x10x10 (default: the preset's)")
-    size.add_argument("--neurons", type=int, help="liquid size; the most cube-like grid (1000 -> 10x10x10)")
-    t.add_argument("--variant", default="nalsm", help=f"one of {', '.join(VARIANTS)} (default nalsm)")
-    t.add_argument("--preset", help=f"base configuration (default {DIGITS_PRESET} for digits, "
+    size.add_argument("--grid", metavar="AxBxC", help="liquid grid AxBxC, e.g. 10x10x10 (default: the preset's)")
+    size.add_argument("--neurons", type=int, metavar="N", help="liquid size; the most cube-like grid (1000 -> 10x10x10)")
+    t.add_argument("--variant", metavar="NAME",
+                   help=f"one of {', '.join(VARIANTS)} (default: the preset's, nalsm for the default presets)")
+    t.add_argument("--preset", metavar="NAME", help=f"base configuration (default {DIGITS_PRESET} for digits, "
                                     f"{DEFAULT_PRESET} otherwise)")
-    t.add_argument("--config", help="a JSON config file (NALSMConfig keys) instead of a preset")
-    t.add_argument("--phase1-samples", type=int, help="phase-1 (unsupervised) samples of 20 ms")
-    t.add_argument("--phase2-ms", type=int, help="presentation time per sample in phase 2 (paper 250)")
-    t.add_argument("--limit", type=int, help="use the first N samples of every split")
-    t.add_argument("--val-limit", type=int, help="validation samples (default: --limit)")
-    t.add_argument("--test-limit", type=int, help="test samples (default: --limit)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the graph, encodings and phase-1 order")
-    t.add_argument("--out", help="output folder (default runs/nalsm/<dataset>-<variant>-seed<S>)")
-    t.add_argument("--data-dir", help="data folder (default $ASTROSNN_DATA or the user cache)")
+    t.add_argument("--config", metavar="FILE", help="a JSON config file (NALSMConfig keys) instead of a preset")
+    t.add_argument("--phase1-samples", type=int, metavar="N", help="phase-1 (unsupervised) samples of 20 ms")
+    t.add_argument("--phase2-ms", type=int, metavar="MS", help="presentation time per sample in phase 2 (paper 250)")
+    t.add_argument("--limit", type=int, metavar="N", help="use the first N samples of every split")
+    t.add_argument("--val-limit", type=int, metavar="N", help="validation samples (default: --limit)")
+    t.add_argument("--test-limit", type=int, metavar="N", help="test samples (default: --limit)")
+    t.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the graph, encodings and phase-1 order")
+    t.add_argument("--out", metavar="DIR", help="output folder (default runs/nalsm/<dataset>-<variant>-seed<S>)")
+    t.add_argument("--data-dir", metavar="DIR", help="data folder (default $ASTROSNN_DATA or the user cache)")
     t.add_argument("--no-download", action="store_true", help="never download missing data files")
-    t.add_argument("--readout", help=f"one of {', '.join(READOUTS)} (default adadelta, the paper's)")
-    t.add_argument("--epochs", type=int, help="maximum readout epochs (Adadelta)")
-    t.add_argument("--patience", type=int, help="stop after this many epochs without a better validation accuracy")
-    t.add_argument("--lsm-weight", type=float, help="|w| of every synapse of the fixed-weight lsm (default 0.8)")
-    t.add_argument("--astro-weight", type=float, help="w_astro (default 0.015*(1000/N)^(1/3))")
+    t.add_argument("--readout", metavar="NAME", help=f"one of {', '.join(READOUTS)} (default adadelta, the paper's)")
+    t.add_argument("--epochs", type=int, metavar="N", help="maximum readout epochs (Adadelta)")
+    t.add_argument("--patience", type=int, metavar="N", help="stop after this many epochs without a better validation accuracy")
+    t.add_argument("--lsm-weight", type=float, metavar="W", help="|w| of every synapse of the fixed-weight lsm (default 0.8)")
+    t.add_argument("--astro-weight", type=float, metavar="W", help="w_astro (default 0.015*(1000/N)^(1/3))")
     t.add_argument("--freeze-liquid", action="store_true", help="no plasticity in phase 2")
-    t.add_argument("--batch-size", type=int, help="phase-2 and readout minibatch size")
-    t.add_argument("--bf-samples", type=int, help="test samples recorded for the branching factor (paper 20)")
+    t.add_argument("--batch-size", type=int, metavar="N", help="phase-2 and readout minibatch size")
+    t.add_argument("--bf-samples", type=int, metavar="N", help="test samples recorded for the branching factor (paper 20)")
     t.add_argument("--kernel-quality", type=int, default=0, metavar="PER_CLASS",
                    help="also measure separation/generalisation ranks on PER_CLASS test images per class")
-    t.add_argument("--backend", default="auto", help="engine backend: auto, reference or fast")
-    t.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    t.add_argument("--backend", default="auto", metavar="NAME", help="engine backend: auto, reference or fast")
+    t.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's)")
     t.add_argument("--save-features", action="store_true",
                    help="also write features.safetensors (phase-2 spike counts and labels of every split)")
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -74,7 +75,7 @@ def build_config(args: argparse.Namespace):
 
     if args.dataset not in DATASETS:
         raise AstrosnnError(f"unknown dataset {args.dataset!r}; choose from {', '.join(DATASETS)}")
-    if args.variant not in VARIANTS:
+    if args.variant is not None and args.variant not in VARIANTS:
         raise AstrosnnError(f"unknown variant {args.variant!r}; choose from {', '.join(VARIANTS)}")
     if args.readout is not None and args.readout not in READOUTS:
         raise AstrosnnError(f"unknown readout {args.readout!r}; choose from {', '.join(READOUTS)}")
@@ -92,7 +93,9 @@ def build_config(args: argparse.Namespace):
         cfg = NALSMConfig.from_json(args.config)
     else:
         cfg = NALSMConfig.from_preset(args.preset or (DIGITS_PRESET if args.dataset == "digits" else DEFAULT_PRESET))
-    changes: dict = {"variant": args.variant, "seed": args.seed}
+    changes: dict = {"seed": args.seed}
+    if args.variant is not None:
+        changes["variant"] = args.variant
     if args.grid is not None:
         changes["liquid.grid"] = parse_grid(args.grid, key="--grid")
     elif args.neurons is not None:
