@@ -23,7 +23,8 @@ def _one_torch_thread():
 
 def _model(**kw) -> AstroSNNLM:
     torch.manual_seed(0)
-    opts = dict(vocab_size=11, width=16, layers=2, heads=2, chunk_size=5)
+    # zero_init_out=False: with the default zero start the blocks would not reach the logits yet
+    opts = dict(vocab_size=11, width=16, layers=2, heads=2, chunk_size=5, zero_init_out=False)
     opts.update(kw)
     return AstroSNNLM(AstroSNNConfig(**opts)).double()
 
@@ -74,6 +75,14 @@ def test_gradients_reach_every_parameter_and_are_finite():
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+def test_zero_init_out_starts_as_embedding_to_head():
+    model = _model(zero_init_out=True)
+    ids = torch.randint(0, 11, (2, 9), generator=torch.Generator().manual_seed(4))
+    logits, _ = model(ids)
+    assert torch.allclose(logits, model.head(model.norm(model.embed(ids))))
+    assert not torch.allclose(_model()(ids)[0], logits)
 
 
 def test_tied_head_shares_the_embedding():
