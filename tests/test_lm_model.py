@@ -127,13 +127,13 @@ def test_small_model_overfits_a_short_text():
     torch.manual_seed(0)
     model = AstroSNNLM(AstroSNNConfig(vocab_size=len(vocab), width=32, layers=2, heads=2))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
+    for _ in range(300):
         logits, _ = model(ids[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits[0], ids[0, 1:])
-        if loss.item() < 0.05:
+        if loss.item() < 0.01:
             break
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < 0.05
+    assert loss.item() < 0.01
     assert torch.equal(logits.argmax(-1), ids[:, 1:])
