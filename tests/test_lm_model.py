@@ -31,7 +31,16 @@ def _model(**kw) -> AstroSNNLM:
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"astrocyte": False}, {"norm": "denominator"}, {"reset": False, "token_shift": False}],
+    [
+        {},
+        {"astrocyte": False},
+        {"norm": "denominator"},
+        {"reset": False, "token_shift": False},
+        {"chunk_size": 1, "cut_reset_grad": False},
+        {"chunk_size": 7, "reset": False},
+        {"chunk_size": 16, "token_shift": False},
+        {"chunk_size": 23},
+    ],
 )
 def test_step_and_halves_match_full_forward(options):
     model = _model(**options)
