@@ -76,7 +76,7 @@ def lif_scan_reference(
 # Python threads (the kernels release the GIL).
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _forward_kernel(current, feedback, u0, s0, spikes, u_all,
                     has_feedback, beta, theta, reset_on, one, zero):  # fmt: skip
     """Fills spikes and membranes. Float constants arrive in the arrays' dtype (float32 stays float32)."""
@@ -99,7 +99,7 @@ def _forward_kernel(current, feedback, u0, s0, spikes, u_all,
                 spikes[b, t, n] = s[n]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _backward_kernel(grad_spikes, grad_u_last, feedback, u0, s0, u_all, grad_current, grad_feedback,
                      grad_beta_b, grad_theta_b, grad_u0, grad_s0,
                      has_feedback, beta, theta, reset_on, uncut, code, c1, c2, one, zero):  # fmt: skip
