@@ -38,20 +38,19 @@ def train_command(model: str, args: argparse.Namespace) -> list[str]:
 
 
 def summary(out: Path, models) -> str:
-    rows = ["| model | parameters | validation bits/char (final) | best | steps | tokens | tokens/s | train time (s) | wall time (s) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| model | parameters | validation bits/char (full split) | steps | training tokens | tokens/s | train time (s) | wall time (s) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for model in models:
         path = out / model / "metrics.json"
         if not path.is_file():
-            rows.append(f"| {model} | (no run) | | | | | | | |")
+            rows.append(f"| {model} | (no run) | | | | | | |")
             continue
         m = json.loads(path.read_text())
         final = m["final_validation"] or {}
-        best = m["best_validation"] or {}
         rows.append(
             f"| {model} | {m['parameters']:,} | {final.get('bits_per_char', float('nan')):.3f} | "
-            f"{best.get('bits_per_char', float('nan')):.3f} | {m['steps']:,} | {m['tokens']:,} | "
-            f"{m['tokens_per_second']:,.0f} | {m['train_time_s']:.0f} | {m['wall_time_s']:.0f} |"
+            f"{m['steps']:,} | {m['tokens']:,} | {m['tokens_per_second']:,.0f} | {m['train_time_s']:.0f} | "
+            f"{m['wall_time_s']:.0f} |"
         )
     return "\n".join(rows)
 
