@@ -51,6 +51,33 @@ def timed_steps(model, opt, ids: torch.Tensor, steps: int, seq_len: int, state):
     return time.perf_counter() - wall, time.process_time() - cpu, state
 
 
+def time_scan(args: argparse.Namespace) -> int:
+    """Forward and backward of the fused scan alone, per thread count (median of 10 calls)."""
+    from astrosnn.core.surrogate import get_surrogate
+    from astrosnn.lm.scan import lif_scan
+
+    B, T, N = args.batch, args.seq_len, 512
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        current = torch.rand(B, T, N, requires_grad=True)
+        beta, theta, zeros = torch.full((N,), 0.9), torch.ones(N), torch.zeros(B, N)
+        weight = torch.randn(N, 64)
+        fwd, bwd = [], []
+        for _ in range(11):
+            t0 = time.perf_counter()
+            spikes, _ = lif_scan(current, None, beta, theta, zeros, zeros, get_surrogate())
+            t1 = time.perf_counter()
+            (spikes @ weight).sum().backward()  # the product makes a realistic, dense upstream gradient
+            fwd.append(t1 - t0)
+            bwd.append(time.perf_counter() - t1)
+        print(json.dumps({
+            "scan": f"{B}x{T}x{N} float32", "threads": threads,
+            "forward_ms": round(1e3 * statistics.median(fwd[1:]), 2),
+            "backward_incl_matmul_ms": round(1e3 * statistics.median(bwd[1:]), 2),
+        }))  # fmt: skip
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["astrosnn", "lif-snn", "lstm"])
@@ -63,7 +90,10 @@ def main() -> int:
     p.add_argument("--chunk-size", type=int, default=None, help="AM-SU chunk size (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", action="store_true", help="print a markdown table too")
+    p.add_argument("--scan", action="store_true", help="time only the fused LIF scan (32 x 128 x 512)")
     args = p.parse_args()
+    if args.scan:
+        return time_scan(args)
 
     vocab = 65
     seed_everything(args.seed)
