@@ -39,6 +39,7 @@ __all__ = [
     "PHIS",
     "SIGMAS",
     "amsu_sequence",
+    "amsu_state_shapes",
     "amsu_step",
     "astrocyte_chunked",
     "multiscale_lambdas",
@@ -201,22 +202,24 @@ class AMSUParams(NamedTuple):
     surrogate: Surrogate
 
 
-def init_amsu_state(config: AMSUConfig, batch_size: int, device=None, dtype=None) -> AMSUState:  # noqa: ANN001
-    """Fresh zero state."""
+def amsu_state_shapes(config: AMSUConfig, batch_size: int) -> AMSUState:
+    """The shape of each state tensor (parts a configuration does not use have size 0)."""
     d, h, dh = config.width, config.heads, config.head_size
-    kw = {"device": device, "dtype": dtype or torch.get_default_dtype()}
     astro = config.astrocyte
     return AMSUState(
-        u=torch.zeros(batch_size, d, **kw),
-        s=torch.zeros(batch_size, d, **kw),
-        H=torch.zeros(batch_size, h, dh, dh, **kw) if astro else torch.zeros(batch_size, 0, **kw),
-        z=(
-            torch.zeros(batch_size, h, dh, **kw)
-            if astro and config.norm == "denominator"
-            else torch.zeros(batch_size, 0, **kw)
-        ),
-        shift=torch.zeros(batch_size, config.shift_taps - 1 if astro else 0, d, **kw),
+        u=(batch_size, d),
+        s=(batch_size, d),
+        H=(batch_size, h, dh, dh) if astro else (batch_size, 0),
+        z=(batch_size, h, dh) if astro and config.norm == "denominator" else (batch_size, 0),
+        shift=(batch_size, config.shift_taps - 1 if astro else 0, d),
     )
+
+
+def init_amsu_state(config: AMSUConfig, batch_size: int, device=None, dtype=None) -> AMSUState:  # noqa: ANN001
+    """Fresh zero state."""
+    dtype = dtype or torch.get_default_dtype()
+    shapes = amsu_state_shapes(config, batch_size)
+    return AMSUState(*(torch.zeros(shape, device=device, dtype=dtype) for shape in shapes))
 
 
 def _readout_norm(y: Tensor, config: AMSUConfig, denominator: Tensor | None) -> Tensor:
@@ -499,11 +502,15 @@ class AMSU(nn.Module):
             )
 
     def _check_state(self, state: AMSUState, x: Tensor) -> None:
-        want = init_amsu_state(self.config, x.shape[0], device="meta")
-        for name, have, ref in zip(AMSUState._fields, state, want):
-            if tuple(have.shape) != tuple(ref.shape):
+        want = amsu_state_shapes(self.config, x.shape[0])
+        if not isinstance(state, tuple) or len(state) != len(want):
+            raise AstrosnnError(
+                "AM-SU state must be an AMSUState (u, s, H, z, shift) from init_state"
+            )
+        for name, have, shape in zip(AMSUState._fields, state, want):
+            if tuple(have.shape) != shape:
                 raise AstrosnnError(
-                    f"AM-SU state {name} has shape {tuple(have.shape)}, expected {tuple(ref.shape)}"
+                    f"AM-SU state {name} has shape {tuple(have.shape)}, expected {shape}"
                 )
 
     def forward(self, x: Tensor, state: AMSUState | None = None) -> tuple[Tensor, AMSUState]:
