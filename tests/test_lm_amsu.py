@@ -204,3 +204,13 @@ def test_bad_input_raises():
     state = layer.init_state(3)
     with pytest.raises(AstrosnnError, match="state u"):
         layer(_x(), state)
+
+
+def test_other_dtypes_use_the_torch_path_and_train():
+    layer = AMSU(AMSUConfig(width=D, heads=H)).to(torch.bfloat16)
+    x = _x(4).to(torch.bfloat16).requires_grad_(True)
+    spikes, state = layer(x)
+    assert spikes.dtype == torch.bfloat16 and spikes.shape == (B, T, D)
+    assert state.H.dtype == torch.bfloat16
+    spikes.sum().backward()
+    assert torch.isfinite(x.grad.float()).all() and x.grad.abs().sum() > 0
