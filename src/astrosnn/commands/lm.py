@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", help="run folder (default: runs/lm-MODEL-CORPUS)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--data-dir", help="dataset folder (default: $ASTROSNN_DATA or the user cache)")
-    t.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    t.add_argument("--threads", type=int, help="torch threads (default: 1, fastest for small models; raise it for wide ones)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
@@ -76,13 +76,11 @@ def _train(args: argparse.Namespace) -> int:
         time_budget=args.time_budget,
         seed=args.seed,
         eval_every=args.eval_every,
-        eval_tokens=args.eval_tokens,
         data_dir=args.data_dir,
         params=args.params,
-        threads=args.threads,
     )
     cfg.model_options = _parse_sets(args.set)
-    for name in ("layers", "heads", "seq_len", "batch_size", "lr"):
+    for name in ("layers", "heads", "seq_len", "batch_size", "lr", "threads", "eval_tokens"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     corpus_tag = Path(args.corpus).stem if args.corpus not in ("default", "tinyshakespeare", "ptb") else args.corpus
