@@ -37,8 +37,14 @@ def plot_learning_curves(runs, out: str | Path, title: str | None = None) -> Pat
         if not vals:
             raise AstrosnnError(f"run of {m.get('model')} has no validation points")
         label = f"{m.get('model')} ({m.get('parameters', 0) / 1e6:.2f}M)"
-        ax_t.plot([v["train_time_s"] for v in vals], [v[metric] for v in vals], marker="o", ms=3, label=label)
-        ax_n.plot([v["tokens"] / 1e6 for v in vals], [v[metric] for v in vals], marker="o", ms=3, label=label)
+        # periodic validations may use a prefix of the split; the final one (a star) uses all of it
+        full = (m.get("final_validation") or {}).get("valid_tokens")
+        part = [v for v in vals if full is None or v.get("valid_tokens") != full] or vals
+        for ax, key, scale in ((ax_t, "train_time_s", 1.0), (ax_n, "tokens", 1e-6)):
+            line = ax.plot([v[key] * scale for v in part], [v[metric] for v in part], marker="o", ms=3, label=label)[0]
+            if full is not None and part is not vals:
+                final = m["final_validation"]
+                ax.plot([final[key] * scale], [final[metric]], marker="*", ms=10, color=line.get_color())
     ylabel = "validation bits per character" if metric == "bits_per_char" else "validation perplexity"
     ax_t.set(xlabel="training time (s)", ylabel=ylabel)
     ax_n.set(xlabel="training tokens (millions)")
