@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from astrosnn.data.sources import read_file_bytes
 from astrosnn.errors import DataError
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
@@ -16,12 +17,7 @@ LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 def read_bytes(path: Path) -> bytes:
     """The file's bytes, gunzipped if it ends in .gz; a truncated or corrupt gzip names the file."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    raw = read_file_bytes(path)
     if path.suffix != ".gz":
         return raw
     try:

@@ -103,3 +103,13 @@ def require_files(
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else ""
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """A data file's raw bytes; a missing or unreadable file is a DataError naming it."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None

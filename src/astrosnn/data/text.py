@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from astrosnn.data import registry
-from astrosnn.data.sources import require_files
+from astrosnn.data.sources import read_file_bytes, require_files
 from astrosnn.errors import AstrosnnError, DataError
 
 NAMED_CORPORA = ("default", "tinyshakespeare", "ptb")
@@ -55,12 +55,7 @@ class TextCorpus:
 
 def read_text(path: Path) -> str:
     """A UTF-8 text file's content; missing, empty or non-UTF-8 files raise a DataError naming the file."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    raw = read_file_bytes(path)
     if not raw.strip():
         raise DataError(f"{path}: the text file is empty")
     try:
