@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from astrosnn.errors import AstrosnnError
+from astrosnn.liquid.engine import PlasticityConfig
+
+_ENGINE = PlasticityConfig()  # default plasticity settings (spec sections 3-4)
 
 VARIANTS = ("nalsm", "lsm", "lsm-stdp")
 READOUT_METHODS = ("adadelta", "ridge", "logistic")
@@ -188,14 +191,15 @@ class LiquidConfig(_Section):
 class PlasticitySettings(_Section):
     """STDP (§3) and astrocyte (§4) settings. astro_weight None = 0.015 * (1000 / N)^(1/3)."""
 
-    eta_p: float = 0.15
-    trace_a: float = 0.1
-    trace_decay: float = 0.90477
-    astro_tau: float = 100.0
-    astro_bias: float = 0.15
-    astro_init: float = 0.15
+    # the engine's PlasticityConfig holds the spec's numbers; one source for both
+    eta_p: float = _ENGINE.eta_p
+    trace_a: float = _ENGINE.trace_a
+    trace_decay: float = _ENGINE.trace_decay
+    astro_tau: float = _ENGINE.astro_tau
+    astro_bias: float = _ENGINE.astro_bias
+    astro_init: float = _ENGINE.astro_init
     astro_weight: float | None = None
-    astro_density: float = 1.0
+    astro_density: float = _ENGINE.astro_density
     phase2_decay: float = 0.99
 
     _name = "plasticity"

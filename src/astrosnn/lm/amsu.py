@@ -96,7 +96,7 @@ class AMSUConfig:
         beta_init: initial membrane decay.
         surrogate / surrogate_alpha: surrogate spike derivative (alpha None = the surrogate's default).
         chunk_size: chunk length of the sequence form (any value >= 1; results do not depend on it).
-        scan_backend: ``auto`` (numba on CPU) | ``numba`` | ``torch``.
+        scan_backend: ``auto`` (numba on CPU, triton on CUDA) | ``numba`` | ``triton`` | ``torch``.
     """
 
     width: int = 128

@@ -9,9 +9,10 @@ Reset modes: ``"cut"`` (default: no gradient through ``keep``, see the spec: the
 ``-beta*u*surrogate'`` terms overflows over a few hundred steps), ``"uncut"`` (the exact gradient of the
 hard reset) and ``"none"`` (``u_t = beta u_{t-1} + I_t``).
 
-Two backends with one contract: ``numba`` (CPU, float32/float64; forward and backward kernels inside a
-custom ``torch.autograd.Function``, parallel over the batch) and ``torch`` (a plain loop over time,
-differentiated by autograd: any device or dtype, and the reference the tests compare against).
+Three backends with one contract: ``numba`` (CPU, float32/float64; forward and backward kernels inside a
+custom ``torch.autograd.Function``, parallel over the batch), ``triton`` (CUDA, the same kernels in Triton;
+:mod:`astrosnn.lm.scan_triton`) and ``torch`` (a plain loop over time, differentiated by autograd: any device
+or dtype, and the reference the tests compare against).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from astrosnn.errors import AstrosnnError
 __all__ = ["RESET_MODES", "SCAN_BACKENDS", "lif_scan", "lif_scan_reference", "lif_scan_numba"]
 
 RESET_MODES = ("cut", "uncut", "none")
-SCAN_BACKENDS = ("auto", "numba", "torch")
+SCAN_BACKENDS = ("auto", "numba", "triton", "torch")
 _RESET_CODE = {"cut": 0, "uncut": 1, "none": 2}
 
 
@@ -297,7 +298,8 @@ def lif_scan(
         u0, s0: ``(B, N)`` membrane and spikes before the first step.
         surrogate: the surrogate spike module (its derivative is used backward).
         reset: ``"cut"`` | ``"uncut"`` | ``"none"``.
-        backend: ``"auto"`` (numba on CPU float32/float64, else torch) | ``"numba"`` | ``"torch"``.
+        backend: ``"auto"`` (numba on CPU float32/float64, triton on CUDA when installed, else torch) |
+            ``"numba"`` | ``"triton"`` | ``"torch"``.
 
     Returns:
         ``spikes (B, T, N)`` in {0, 1} and the last membrane ``u_T (B, N)``; the last spikes are
@@ -307,7 +309,22 @@ def lif_scan(
     if current.shape[1] == 0:
         return current.new_zeros(current.shape), u0
     if backend == "auto":
-        fast = current.device.type == "cpu" and current.dtype in (torch.float32, torch.float64)
-        backend = "numba" if fast else "torch"
+        backend = _auto_backend(current)
+    if backend == "triton":
+        from astrosnn.lm.scan_triton import lif_scan_triton
+
+        return lif_scan_triton(current, feedback, beta, theta, u0, s0, surrogate, _RESET_CODE[reset])
     fn = lif_scan_numba if backend == "numba" else lif_scan_reference
     return fn(current, feedback, beta, theta, u0, s0, surrogate, reset)
+
+
+def _auto_backend(current: Tensor) -> str:
+    """numba for CPU float32/float64, triton for CUDA when installed, else the torch loop."""
+    if current.device.type == "cpu":
+        return "numba" if current.dtype in (torch.float32, torch.float64) else "torch"
+    if current.device.type == "cuda":
+        from astrosnn.lm.scan_triton import triton_available
+
+        if triton_available(current.device):
+            return "triton"
+    return "torch"

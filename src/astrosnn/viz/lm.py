@@ -32,16 +32,24 @@ def plot_learning_curves(runs, out: str | Path, title: str | None = None) -> Pat
         raise AstrosnnError("no runs to plot")
     metric = loaded[0].get("metric", "bits_per_char")
     fig, (ax_t, ax_n) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    # one colour per model; several seeds of a model share it and differ in line style
+    models = list(dict.fromkeys(m.get("model") for m in loaded))
+    several_seeds = len(loaded) > len(models)
+    seen: dict[Any, int] = {}
     for m in loaded:
         vals = m.get("validation") or []
         if not vals:
             raise AstrosnnError(f"run of {m.get('model')} has no validation points")
         label = f"{m.get('model')} ({m.get('parameters', 0) / 1e6:.2f}M)"
+        if several_seeds:
+            label += f", seed {m.get('seed')}"
+        repeat = seen[m.get("model")] = seen.get(m.get("model"), -1) + 1
+        style = {"color": f"C{models.index(m.get('model')) % 10}", "ls": ("-", "--", ":", "-.")[repeat % 4]}
         # periodic validations may use a prefix of the split; the final one (a star) uses all of it
         full = (m.get("final_validation") or {}).get("valid_tokens")
         part = [v for v in vals if full is None or v.get("valid_tokens") != full] or vals
         for ax, key, scale in ((ax_t, "train_time_s", 1.0), (ax_n, "tokens", 1e-6)):
-            line = ax.plot([v[key] * scale for v in part], [v[metric] for v in part], marker="o", ms=3, label=label)[0]
+            line = ax.plot([v[key] * scale for v in part], [v[metric] for v in part], marker="o", ms=3, label=label, **style)[0]
             if full is not None and part is not vals:
                 final = m["final_validation"]
                 ax.plot([final[key] * scale], [final[metric]], marker="*", ms=10, color=line.get_color())
