@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", help="run folder (default: runs/lm-MODEL-CORPUS)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--data-dir", help="dataset folder (default: $ASTROSNN_DATA or the user cache)")
-    t.add_argument("--threads", type=int, help="torch threads (default: 1, fastest for small models; raise it for wide ones)")
+    t.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core; use 1 when other jobs share the CPU: waiting threads stall)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 

@@ -62,7 +62,7 @@ class TrainConfig:
     out: str = "runs/lm"
     data_dir: str | None = None
     params: int | None = None  # target parameter count; picks the width
-    threads: int | None = 1  # small models train fastest on one thread (and do not fight over a shared CPU)
+    threads: int | None = None  # None: torch's default (one per core); 1 on a CPU that other jobs share
     model_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
