@@ -52,7 +52,8 @@ def test_train_writes_metrics_and_checkpoint(run, capsys):
     assert metrics["final_validation"]["bits_per_char"] > 0
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     assert json.loads((out / "config.json").read_text())["kind"] == "lstm"
-    assert metrics["config"]["threads"] == 1 and metrics["config"]["eval_tokens"] == 8192  # defaults kept
+    assert metrics["config"]["threads"] is None and metrics["config"]["eval_tokens"] == 8192  # defaults kept
+    assert metrics["versions"]["torch_threads"] == str(torch.get_num_threads())  # the count it ran with
 
 
 def test_generate_streams_a_reproducible_sample(run, capsys):
