@@ -38,11 +38,12 @@ def make_model(kind: str, vocab: int, params: int, seq_len: int, options: dict):
 def timed_steps(model, opt, ids: torch.Tensor, steps: int, seq_len: int, state):
     """Run `steps` training steps; return (wall s, cpu s, state)."""
     vocab = model.config.vocab_size
+    carries = getattr(model, "carries_state", True)  # as the trainer: the Transformer sees fresh windows
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(steps):
         x = ids[:, i * seq_len : (i + 1) * seq_len]
         y = ids[:, i * seq_len + 1 : (i + 1) * seq_len + 1]
-        logits, state = model(x, state)
+        logits, state = model(x, state if carries else None)
         loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
