@@ -38,6 +38,8 @@ def train_command(model: str, seed: int, folder: Path, args: argparse.Namespace)
         "--seed", str(seed), "--time-budget", str(args.budget), "--threads", str(args.threads),
         "--eval-tokens", str(args.eval_tokens), "--out", str(folder), "--quiet",
     ]
+    if args.dropout is not None:
+        cmd += ["--dropout", str(args.dropout)]
     if model in ("astrosnn", "lif-snn"):
         for option in args.snn_set:
             cmd += ["--set", option]
@@ -90,6 +92,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2, help="torch (and scan) threads per run")
     p.add_argument("--set", dest="snn_set", action="append", default=[], metavar="KEY=VALUE",
                    help="model option for AstroSNN and LIF-SNN alike (repeatable)")
+    p.add_argument("--dropout", type=float, default=None, help="dropout rate for every model (default: none)")
     p.add_argument("--budget", type=float, default=600.0, help="training seconds per model")
     p.add_argument("--eval-tokens", type=int, default=16384)
     p.add_argument("--core", type=int, default=None, help="CPU core to pin to with taskset (default: none)")

@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--layers", type=int, help="number of layers / blocks (default: 2)")
     t.add_argument("--heads", type=int, help="astrocyte or attention heads (default: 4; the LSTM has none)")
     t.add_argument("--params", type=int, metavar="TARGET", help="pick the width for about TARGET parameters")
+    t.add_argument("--dropout", type=float, metavar="P", help="dropout rate of any model, in training only (default: 0)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other field of the model's config, e.g. --set token_shift=false --set norm=denominator "
                    "(values read as JSON, else as text; repeatable)")
@@ -80,6 +81,8 @@ def _train(args: argparse.Namespace) -> int:
         params=args.params,
     )
     cfg.model_options = _parse_sets(args.set)
+    if args.dropout is not None:
+        cfg.model_options["dropout"] = args.dropout
     for name in ("layers", "heads", "seq_len", "batch_size", "lr", "threads", "eval_tokens"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from astrosnn.errors import AstrosnnError
+from astrosnn.lm.checks import check_dropout
 
 # ---------------------------------------------------------------------------------------------- LSTM
 
@@ -27,9 +28,11 @@ class LSTMConfig:
     width: int = 256
     layers: int = 2
     tie_embeddings: bool = False
+    dropout: float = 0.0  # on the embedding, between LSTM layers and before the head (Zaremba et al.)
 
     def __post_init__(self) -> None:
         _check_positive(self, "vocab_size", "width", "layers")
+        check_dropout(self.dropout)
 
 
 class LSTMState(NamedTuple):
@@ -47,7 +50,9 @@ class LSTMLM(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.width)
-        self.lstm = nn.LSTM(config.width, config.width, config.layers, batch_first=True)
+        self.lstm = nn.LSTM(config.width, config.width, config.layers, batch_first=True,
+                            dropout=config.dropout if config.layers > 1 else 0.0)  # fmt: skip
+        self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.width, config.vocab_size)
         if config.tie_embeddings:
             self.head.weight = self.embed.weight
@@ -62,8 +67,8 @@ class LSTMLM(nn.Module):
         _check_ids(ids, self.config.vocab_size)
         if state is None:
             state = self.init_state(ids.shape[0])
-        out, (h, c) = self.lstm(self.embed(ids), (state.h, state.c))
-        return self.head(out), LSTMState(h, c)
+        out, (h, c) = self.lstm(self.drop(self.embed(ids)), (state.h, state.c))
+        return self.head(self.drop(out)), LSTMState(h, c)
 
 
 # --------------------------------------------------------------------------------------- Transformer
@@ -79,9 +84,11 @@ class TransformerConfig:
     mlp_ratio: int = 4
     positions: str = "learned"  # "learned" | "sinusoidal"
     tie_embeddings: bool = False
+    dropout: float = 0.0  # on the embedding and on each residual branch
 
     def __post_init__(self) -> None:
         _check_positive(self, "vocab_size", "width", "layers", "heads", "context", "mlp_ratio")
+        check_dropout(self.dropout)
         if self.width % self.heads:
             raise AstrosnnError(f"transformer width {self.width} is not divisible by heads {self.heads}")
         if self.positions not in ("learned", "sinusoidal"):
@@ -107,6 +114,7 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(c.width, c.mlp_ratio * c.width), nn.GELU(), nn.Linear(c.mlp_ratio * c.width, c.width)
         )
+        self.drop = nn.Dropout(c.dropout)
 
     def forward(self, x, past_k, past_v):
         B, T, D = x.shape
@@ -120,8 +128,8 @@ class _Block(nn.Module):
         else:  # query i (absolute position past+i) sees keys 0..past+i
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + self.proj(att.transpose(1, 2).reshape(B, T, D))
-        return x + self.mlp(self.norm2(x)), k, v
+        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(B, T, D)))
+        return x + self.drop(self.mlp(self.norm2(x))), k, v
 
 
 class TransformerLM(nn.Module):
@@ -145,6 +153,7 @@ class TransformerLM(nn.Module):
         else:
             self.register_buffer("sinusoid", _sinusoid(c.context, c.width), persistent=False)
         self.blocks = nn.ModuleList(_Block(c) for _ in range(c.layers))
+        self.drop = nn.Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.width)
         self.head = nn.Linear(c.width, c.vocab_size)
         if c.tie_embeddings:
@@ -169,7 +178,7 @@ class TransformerLM(nn.Module):
     def _run(self, ids: torch.Tensor, state: TransformerState | None) -> tuple[torch.Tensor, TransformerState]:
         """Exact cached forward; requires past + new <= context."""
         past = 0 if state is None else state.ids.shape[1]
-        x = self.embed(ids) + self._positions(past, ids.shape[1])
+        x = self.drop(self.embed(ids) + self._positions(past, ids.shape[1]))
         keys, values = [], []
         for i, block in enumerate(self.blocks):
             pk = None if state is None or past == 0 else state.keys[i]
