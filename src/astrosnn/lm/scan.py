@@ -195,6 +195,28 @@ def _over_batch(kernel, batched: tuple[np.ndarray, ...], rest: tuple) -> None:  
         job.result()
 
 
+def surrogate_constants(surrogate: Surrogate) -> tuple[int, float, float]:
+    """The kernels' surrogate code and constants: arctan (c1 = pi/2 alpha, c2 = alpha/2), else c1 = alpha."""
+    alpha = float(surrogate.alpha)
+    code = surrogate.code
+    c1, c2 = (0.5 * math.pi * alpha, 0.5 * alpha) if code == 0 else (alpha, 0.0)
+    return code, c1, c2
+
+
+def scan_input_grads(need, g_current, g_feedback, g_beta_rows, g_theta_rows, g_u0, g_s0) -> tuple:  # noqa: ANN001
+    """The backward's return value for (current, feedback, beta, theta, u0, s0, surrogate, reset)."""
+    return (
+        g_current if need[0] else None,
+        g_feedback if g_feedback is not None and need[1] else None,
+        g_beta_rows.sum(0) if need[2] else None,  # per batch row -> per neuron
+        g_theta_rows.sum(0) if need[3] else None,
+        g_u0 if need[4] else None,
+        g_s0 if need[5] else None,
+        None,
+        None,
+    )
+
+
 class _LIFScanFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, current, feedback, beta, theta, u0, s0, surrogate, reset_code):  # noqa: ANN001
@@ -232,9 +254,7 @@ class _LIFScanFunction(torch.autograd.Function):
         g_theta = torch.empty((B, N), dtype=dtype)
         g_u0 = torch.empty((B, N), dtype=dtype)
         g_s0 = torch.empty((B, N), dtype=dtype)
-        alpha = float(ctx.surrogate.alpha)
-        code = ctx.surrogate.code
-        c1, c2 = (0.5 * math.pi * alpha, 0.5 * alpha) if code == 0 else (alpha, 0.0)
+        code, c1, c2 = surrogate_constants(ctx.surrogate)
         _over_batch(
             _backward_kernel,
             (_np(gs), _np(gu), _np(feedback) if has_fb else u_all.numpy(), _np(u0), _np(s0),
@@ -243,17 +263,8 @@ class _LIFScanFunction(torch.autograd.Function):
             (has_fb, _np(beta), _np(theta), dt(ctx.reset_code != 2), dt(ctx.reset_code == 1), code,
              dt(c1), dt(c2), dt(1), dt(0)),
         )  # fmt: skip
-        need = ctx.needs_input_grad
-        return (
-            g_current if need[0] else None,
-            g_feedback if has_fb and need[1] else None,
-            g_beta.sum(0) if need[2] else None,
-            g_theta.sum(0) if need[3] else None,
-            g_u0 if need[4] else None,
-            g_s0 if need[5] else None,
-            None,
-            None,
-        )
+        return scan_input_grads(ctx.needs_input_grad, g_current, g_feedback if has_fb else None,
+                                g_beta, g_theta, g_u0, g_s0)  # fmt: skip
 
 
 def lif_scan_numba(

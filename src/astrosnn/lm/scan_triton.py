@@ -12,7 +12,6 @@ Triton runs these kernels on CPU tensors; the tests use that to check them again
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from astrosnn.core.surrogate import Surrogate
 from astrosnn.errors import AstrosnnError
+from astrosnn.lm.scan import scan_input_grads, surrogate_constants
 
 try:  # optional: present with CUDA builds of torch
     import triton
@@ -171,9 +171,7 @@ class _LIFScanTritonFunction(torch.autograd.Function):
         g_current = empty(B, T, N)
         g_feedback = empty(B, T, N) if has_fb else g_current
         g_beta, g_theta, g_u0, g_s0 = empty(B, N), empty(B, N), empty(B, N), empty(B, N)
-        alpha = float(ctx.surrogate.alpha)
-        code = ctx.surrogate.code
-        c1, c2 = (0.5 * math.pi * alpha, 0.5 * alpha) if code == 0 else (alpha, 0.0)
+        code, c1, c2 = surrogate_constants(ctx.surrogate)
         grid = (B, triton.cdiv(N, _BLOCK))
         _backward_kernel[grid](
             gs, gu, feedback if has_fb else u_all, u0, s0, u_all, beta, theta,
@@ -181,17 +179,8 @@ class _LIFScanTritonFunction(torch.autograd.Function):
             HAS_FEEDBACK=has_fb, RESET_ON=int(ctx.reset_code != 2), UNCUT=int(ctx.reset_code == 1),
             SURROGATE=code, COMPUTE=compute, BLOCK=_BLOCK,
         )  # fmt: skip
-        need = ctx.needs_input_grad
-        return (
-            g_current if need[0] else None,
-            g_feedback if has_fb and need[1] else None,
-            g_beta.sum(0) if need[2] else None,
-            g_theta.sum(0) if need[3] else None,
-            g_u0 if need[4] else None,
-            g_s0 if need[5] else None,
-            None,
-            None,
-        )
+        return scan_input_grads(ctx.needs_input_grad, g_current, g_feedback if has_fb else None,
+                                g_beta, g_theta, g_u0, g_s0)  # fmt: skip
 
 
 def lif_scan_triton(
