@@ -238,8 +238,8 @@ def _current_and_value(
     d = config.width
     weight = torch.cat([params.w_current, params.w_value])
     bias = torch.cat([params.b_current, params.b_current.new_zeros(d)])
-    both = F.linear(x, weight, bias)
-    return _sigma(config.sigma, both[..., :d]), both[..., d:]
+    current, value = F.linear(x, weight, bias).split(d, dim=-1)  # split: one cheap backward, not two
+    return _sigma(config.sigma, current), value
 
 
 def _keys_and_queries(
@@ -247,8 +247,8 @@ def _keys_and_queries(
 ) -> tuple[Tensor, Tensor]:
     """``k = phi(W_k x~)``, ``q = phi(W_q x~)`` with one matrix product."""
     both = _phi(config.phi, F.linear(x_shift, torch.cat([params.w_key, params.w_query])))
-    d = config.width
-    return both[..., :d], both[..., d:]
+    key, query = both.split(config.width, dim=-1)
+    return key, query
 
 
 def _token_shift(x: Tensor, shift_state: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
