@@ -2,7 +2,7 @@
 # NALSM vs LSM vs LSM+STDP at the same liquid (1000 neurons, seed 0), on digits and an MNIST subset.
 # Pinned to one core, one thread. Usage: bash benchmarks/nalsm_compare.sh [STAGE...]
 # Stages: digits (seed 0), mnist, digits-seeds (seeds 1 and 2), lsm-sweep (digits, lsm |w| sweep),
-# mnist-full (the paper's protocol: 50k phase-1 samples, train 50k / validation 10k / test 10k; VARIANTS picks
+# mnist-full and fashion-mnist-full (the paper's protocol: 50k phase-1 samples, train 50k / validation 10k / test 10k; VARIANTS picks
 # which, e.g. CORE=1 VARIANTS=lsm to run a second variant beside the first on the other core).
 # Outputs: runs/nalsm-compare/<name>/ (metrics.json, model, plots) and runs/nalsm-compare/<name>.log
 set -u
@@ -33,9 +33,10 @@ for stage in $STAGES; do
       done ;;
     digits-seeds)
       for s in 1 2; do for v in nalsm lsm lsm-stdp; do run "digits-$v-s$s" --variant "$v" --seed "$s"; done; done ;;
-    mnist-full)
+    mnist-full|fashion-mnist-full)
       for v in ${VARIANTS:-nalsm lsm lsm-stdp}; do
-        run "mnist-full-$v-s0" --dataset mnist --data-dir "$DATA" --no-download --variant "$v" --seed 0 --save-features
+        run "$stage-$v-s0" --dataset "${stage%-full}" --data-dir "$DATA" --no-download --variant "$v" --seed 0 \
+          --save-features
       done ;;
     lsm-sweep)
       for w in 0.4 0.6 1.0 1.2 1.4; do run "digits-lsm-w$w-s0" --variant lsm --lsm-weight "$w" --seed 0; done ;;
