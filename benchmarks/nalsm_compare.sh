@@ -15,6 +15,7 @@ DATA=${DATA:-../shared/data}
 run() {  # name, args...
   local name=$1; shift
   if [ -f "$OUT/$name/metrics.json" ]; then echo "skip $name (done)"; return; fi
+  if [ -f "$OUT/$name/checkpoint/state.json" ]; then set -- "$@" --resume; fi  # an interrupted run
   echo "$(date -u +%FT%TZ) start $name: astrosnn nalsm train $*"
   /usr/bin/time -v taskset -c "$CORE" astrosnn nalsm train "$@" --threads 1 --quiet --out "$OUT/$name" \
     > "$OUT/$name.log" 2>&1

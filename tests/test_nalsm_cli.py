@@ -93,3 +93,60 @@ def test_preset_variant_is_kept_unless_overridden():
     assert build_config(parse(["nalsm", "train"])).variant == "nalsm"
     cfg = build_config(parse(["nalsm", "train", "--neurons", "8000", "--batch-size", "50"]))
     assert cfg.liquid.grid == (20, 20, 20) and cfg.protocol.batch_size == cfg.readout.batch_size == 50
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, capsys):
+    from astrosnn.liquid.checkpoint import RunCheckpoint
+
+    opts = ["nalsm", "train", *TINY, "--batch-size", "50", "--checkpoint-every", "1", "--no-plots",
+            "--save-features"]
+    whole = tmp_path / "whole"
+    assert main([*opts, "--out", str(whole)]) == 0
+    assert not (whole / "checkpoint").exists()  # removed once the outputs are written
+
+    calls = {"n": 0}
+    save_chunk = RunCheckpoint.save_chunk
+
+    def interrupt_after_three(self, *args):
+        save_chunk(self, *args)
+        calls["n"] += 1
+        if calls["n"] == 3:  # mid-way through the 6 training batches
+            raise KeyboardInterrupt
+
+    parted = tmp_path / "parted"
+    monkeypatch.setattr(RunCheckpoint, "save_chunk", interrupt_after_three)
+    assert main([*opts, "--out", str(parted)]) == 130
+    assert "--resume" in capsys.readouterr().err
+    state = json.loads((parted / "checkpoint" / "state.json").read_text())
+    assert state["phase1_done"] and [c[0] for c in state["chunks"]["train"]] == [0, 50, 100]
+    monkeypatch.setattr(RunCheckpoint, "save_chunk", save_chunk)
+    assert main([*opts, "--resume", "--out", str(parted)]) == 0
+
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, parted))
+    assert b["resumed"] and not a["resumed"]
+    for key in ("test_accuracy", "validation_accuracy", "best_epoch", "branching_factor", "mean_firing_rate_hz"):
+        assert a[key] == b[key], key
+    fa, fb = (load_tensors(d / "features.safetensors") for d in (whole, parted))
+    for key in fa:
+        assert np.array_equal(fa[key].numpy(), fb[key].numpy()), key
+    assert not (parted / "checkpoint").exists()
+
+
+def test_resume_refuses_a_missing_or_different_checkpoint(tmp_path, monkeypatch, capsys):
+    from astrosnn.liquid.checkpoint import RunCheckpoint
+
+    out = tmp_path / "run"
+    assert main(["nalsm", "train", *TINY, "--no-plots", "--resume", "--out", str(out)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+    def interrupt(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "save_chunk", interrupt)
+    assert main(["nalsm", "train", *TINY, "--no-plots", "--out", str(out)]) == 130
+    capsys.readouterr()
+    assert main(["nalsm", "train", *TINY, "--no-plots", "--out", str(out)]) == 2  # would lose the work
+    assert "add --resume" in capsys.readouterr().err
+    assert main(["nalsm", "train", *TINY, "--no-plots", "--seed", "3", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "config.seed" in err

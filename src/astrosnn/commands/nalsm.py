@@ -61,6 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also write features.safetensors (phase-2 spike counts and labels of every split)")
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out (same options) from its checkpoint")
+    t.add_argument("--checkpoint-every", type=int, default=20, metavar="BATCHES",
+                   help="save phase-2 features to DIR/checkpoint every this many batches (default 20)")
     t.set_defaults(func=run_train)
 
 
@@ -81,7 +85,7 @@ def build_config(args: argparse.Namespace):
         raise AstrosnnError(f"unknown readout {args.readout!r}; choose from {', '.join(READOUTS)}")
     for name in ("phase1_samples", "limit", "val_limit", "test_limit", "bf_samples", "kernel_quality"):
         _nonneg("--" + name.replace("_", "-"), getattr(args, name))
-    for name in ("phase2_ms", "epochs", "patience", "batch_size", "threads", "neurons"):
+    for name in ("phase2_ms", "epochs", "patience", "batch_size", "threads", "neurons", "checkpoint_every"):
         _nonneg("--" + name.replace("_", "-"), getattr(args, name), positive=True)
     if args.seed < 0:
         raise AstrosnnError(f"--seed must be >= 0, got {args.seed}")
@@ -146,6 +150,7 @@ def run_train(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from astrosnn.liquid.checkpoint import RunCheckpoint, checkpointed_features
     from astrosnn.liquid.kernel_quality import kernel_quality, rate_summary
     from astrosnn.liquid.model import NALSM
     from astrosnn.liquid.topology import describe
@@ -163,10 +168,23 @@ def run_train(args: argparse.Namespace) -> int:
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (data["splits"][s] for s in ("train", "validation", "test"))
     has_val = len(y_va) > 0
     model = NALSM(cfg, backend=args.backend, progress=not args.quiet)
-    model.initialize(x_tr)
-    f_tr = model.timed_transform(x_tr, "train")
-    f_va = model.timed_transform(x_va, "val") if has_val else None
-    f_te = model.timed_transform(x_te, "test")
+    fingerprint = {"config": cfg.to_dict(), "dataset": args.dataset,
+                   "sizes": {"train": len(y_tr), "validation": len(y_va), "test": len(y_te)}}
+    open_checkpoint = RunCheckpoint.resume if args.resume else RunCheckpoint.fresh
+    ckpt = open_checkpoint(out / "checkpoint", fingerprint)
+    try:
+        if ckpt.phase1_done:
+            ckpt.load_liquid(model)
+        else:
+            model.initialize(x_tr)
+            ckpt.save_liquid(model)
+        every = args.checkpoint_every
+        f_tr = checkpointed_features(model, x_tr, "train", ckpt, every)
+        f_va = checkpointed_features(model, x_va, "val", ckpt, every) if has_val else None
+        f_te = checkpointed_features(model, x_te, "test", ckpt, every)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with the same options plus --resume --out {out}", file=sys.stderr)
+        raise
     model.fit_readout(f_tr, y_tr, f_va, y_va if has_val else None, f_te, y_te)
     hist = model.readout.history
     best = hist.best_epoch
@@ -240,7 +258,9 @@ def run_train(args: argparse.Namespace) -> int:
         "config": cfg.to_dict(), "versions": versions(),
     }
     metrics["wall_time_s"]["total"] = time.perf_counter() - t_start
+    metrics["resumed"] = bool(args.resume)
     atomic_write_json(out / "metrics.json", metrics)
+    ckpt.remove()  # everything it held is in the outputs now
     val = metrics["validation_accuracy"]
     val_txt = f"validation {val:.4f}, " if val is not None else ""
     print(f"{cfg.variant} on {args.dataset} ({model.network.n_liquid} neurons, seed {cfg.seed}): "

@@ -215,8 +215,12 @@ class NALSM:
         if what == "readout" and self.readout is None:
             raise AstrosnnError("the readout is not trained: call fit() first")
 
-    def simulate(self, X: Any, *, record: bool = False, salt: str = "transform", desc: str = "phase 2"):
-        """Phase 2 on every sample of X in batches; yields the engine's SimResult per batch."""
+    def simulate(self, X: Any, *, record: bool = False, salt: str = "transform", desc: str = "phase 2",
+                 first: int = 0):
+        """Phase 2 on the samples of X from `first` on, in batches; yields the engine's SimResult per batch.
+
+        Batches are independent and seeded by their first sample, so `first` (a multiple of the batch size)
+        continues an interrupted pass with the same results."""
         from tqdm.auto import tqdm
 
         from astrosnn.liquid.engine import extract_features
@@ -224,9 +228,11 @@ class NALSM:
         self._require()
         kind = self._check_input(X)
         bs = self.config.protocol.batch_size
-        bar = tqdm(total=len(X), desc=desc, unit="sample", disable=not self.progress, leave=False)
+        if first % bs or not 0 <= first <= len(X):
+            raise AstrosnnError(f"phase 2 can only restart at a batch boundary: first={first}, batch size {bs}")
+        bar = tqdm(total=len(X), initial=first, desc=desc, unit="sample", disable=not self.progress, leave=False)
         try:
-            for start in range(0, len(X), bs):
+            for start in range(first, len(X), bs):
                 spikes = self._encode(X, kind, start, min(start + bs, len(X)), salt)
                 yield extract_features(self.network, self.weights, spikes, self.plasticity(2),
                                        freeze=self.config.protocol.freeze_liquid, record=record,
