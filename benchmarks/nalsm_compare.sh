@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# NALSM vs LSM vs LSM+STDP at the same liquid (1000 neurons, seed 0), on digits and an MNIST subset.
-# Pinned to one core, one thread. Usage: bash benchmarks/nalsm_compare.sh [STAGE...]
-# Stages: digits (seed 0), mnist, digits-seeds (seeds 1 and 2), lsm-sweep (digits, lsm |w| sweep),
-# mnist-full and fashion-mnist-full (the paper's protocol: 50k phase-1 samples, train 50k / validation 10k / test 10k; VARIANTS picks
-# which, e.g. CORE=1 VARIANTS=lsm to run a second variant beside the first on the other core).
+# NALSM vs LSM vs LSM+STDP at the same liquid (seed 0): digits, an MNIST subset, full MNIST / Fashion-MNIST.
+# Pinned to core CORE (default 0) with THREADS threads (default 1). Usage: bash benchmarks/nalsm_compare.sh [STAGE...]
+# Stages: digits (seed 0), mnist (10k subset), digits-seeds (seeds 1 and 2), lsm-sweep (digits, lsm |w| sweep),
+# mnist-full and fashion-mnist-full (the paper's protocol: 50k phase-1 samples, train 50k / validation 10k /
+# test 10k; VARIANTS picks which, e.g. CORE=1 VARIANTS=lsm runs a second variant beside the first),
+# mnist-full-8000 (NALSM8000, the paper's protocol: hours; rerunning the stage resumes an interrupted run).
 # Outputs: runs/nalsm-compare/<name>/ (metrics.json, model, plots) and runs/nalsm-compare/<name>.log
 set -u
 cd "$(dirname "$0")/.."
-export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 MKL_NUM_THREADS=1
+THREADS=${THREADS:-1}  # e.g. CORE=0,1 THREADS=2 for one run on both cores
+export OMP_NUM_THREADS=$THREADS NUMBA_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 OUT=runs/nalsm-compare
 mkdir -p "$OUT"
 CORE=${CORE:-0}
@@ -17,7 +19,7 @@ run() {  # name, args...
   if [ -f "$OUT/$name/metrics.json" ]; then echo "skip $name (done)"; return; fi
   if [ -f "$OUT/$name/checkpoint/state.json" ]; then set -- "$@" --resume; fi  # an interrupted run
   echo "$(date -u +%FT%TZ) start $name: astrosnn nalsm train $*"
-  /usr/bin/time -v taskset -c "$CORE" astrosnn nalsm train "$@" --threads 1 --quiet --out "$OUT/$name" \
+  /usr/bin/time -v taskset -c "$CORE" astrosnn nalsm train "$@" --threads "$THREADS" --quiet --out "$OUT/$name" \
     > "$OUT/$name.log" 2>&1
   echo "$(date -u +%FT%TZ) end $name rc=$? $(tail -n 30 "$OUT/$name.log" | grep 'test accuracy')"
 }
@@ -39,6 +41,9 @@ for stage in $STAGES; do
         run "$stage-$v-s0" --dataset "${stage%-full}" --data-dir "$DATA" --no-download --variant "$v" --seed 0 \
           --save-features
       done ;;
+    mnist-full-8000)  # hours: checkpoints every 4 batches; rerunning the stage resumes
+      run "mnist-full-nalsm8000-s0" --dataset mnist --data-dir "$DATA" --no-download --preset nalsm8000 --seed 0 \
+        --checkpoint-every 4 ;;
     lsm-sweep)
       for w in 0.4 0.6 1.0 1.2 1.4; do run "digits-lsm-w$w-s0" --variant lsm --lsm-weight "$w" --seed 0; done ;;
   esac
