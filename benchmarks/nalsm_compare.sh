@@ -20,7 +20,7 @@ run() {  # name, args...
   if [ -f "$OUT/$name/checkpoint/state.json" ]; then set -- "$@" --resume; fi  # an interrupted run
   echo "$(date -u +%FT%TZ) start $name: astrosnn nalsm train $*"
   /usr/bin/time -v taskset -c "$CORE" astrosnn nalsm train "$@" --threads "$THREADS" --quiet --out "$OUT/$name" \
-    > "$OUT/$name.log" 2>&1
+    >> "$OUT/$name.log" 2>&1
   echo "$(date -u +%FT%TZ) end $name rc=$? $(tail -n 30 "$OUT/$name.log" | grep 'test accuracy')"
 }
 STAGES=${*:-digits mnist digits-seeds lsm-sweep}
