@@ -14,6 +14,7 @@ starts again.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,8 +47,8 @@ class RunCheckpoint:
 
     def __init__(self, folder: str | Path, fingerprint: dict[str, Any]):
         self.folder = Path(folder)
-        self.fingerprint = fingerprint
-        self.state: dict[str, Any] = {"format": FORMAT, "fingerprint": fingerprint, "phase1_done": False,
+        self.fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back (tuples become lists)
+        self.state: dict[str, Any] = {"format": FORMAT, "fingerprint": self.fingerprint, "phase1_done": False,
                                       "timings": {}, "chunks": {}}  # fmt: skip
 
     @classmethod
@@ -70,11 +71,11 @@ class RunCheckpoint:
         state = load_json(folder / STATE)
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise AstrosnnError(f"{folder / STATE}: not an astrosnn NALSM run checkpoint")
-        diff = _differences(state.get("fingerprint"), fingerprint)
+        ckpt = cls(folder, fingerprint)
+        diff = _differences(state.get("fingerprint"), ckpt.fingerprint)
         if diff:
             raise AstrosnnError(f"cannot resume: the checkpoint in {folder} is of a run with other settings "
-                                f"({', '.join(diff[:5])}); use the same options or start without --resume")  # fmt: skip
-        ckpt = cls(folder, fingerprint)
+                                f"({', '.join(diff[:5])}); use the same options, or delete that folder to start over")  # fmt: skip
         ckpt.state = state
         return ckpt
 
