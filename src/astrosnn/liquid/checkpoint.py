@@ -47,7 +47,7 @@ class RunCheckpoint:
 
     def __init__(self, folder: str | Path, fingerprint: dict[str, Any]):
         self.folder = Path(folder)
-        self.fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back (tuples become lists)
+        self.fingerprint = json.loads(json.dumps(fingerprint, default=str))  # as state.json reads back
         self.state: dict[str, Any] = {"format": FORMAT, "fingerprint": self.fingerprint, "phase1_done": False,
                                       "timings": {}, "chunks": {}}  # fmt: skip
 
