@@ -21,7 +21,8 @@ run() {  # name, args...
   echo "$(date -u +%FT%TZ) start $name: astrosnn nalsm train $*"
   /usr/bin/time -v taskset -c "$CORE" astrosnn nalsm train "$@" --threads "$THREADS" --quiet --out "$OUT/$name" \
     >> "$OUT/$name.log" 2>&1
-  echo "$(date -u +%FT%TZ) end $name rc=$? $(tail -n 30 "$OUT/$name.log" | grep 'test accuracy')"
+  local rc=$?
+  echo "$(date -u +%FT%TZ) end $name rc=$rc $(tail -n 30 "$OUT/$name.log" | grep 'test accuracy')"
 }
 STAGES=${*:-digits mnist digits-seeds lsm-sweep}
 for stage in $STAGES; do
