@@ -1,5 +1,5 @@
 from astrosnn.data.images import load_images
-from astrosnn.liquid import NALSM
+from astrosnn.nalsm import NALSM
 
 train, val, test = (load_images("digits", s) for s in ("train", "validation", "test"))
 model = NALSM.from_preset("nalsm-digits")                      # 10x10x10 liquid, astrocyte-modulated STDP

@@ -28,9 +28,9 @@ def main() -> None:
 
     from astrosnn.data.encoders import bernoulli_spikes, rate_probabilities
     from astrosnn.data.images import load_images
-    from astrosnn.liquid.branching import branching_factor_per_sample
-    from astrosnn.liquid.engine import PlasticityConfig, extract_features, run_phase1
-    from astrosnn.liquid.topology import PRE_INPUT, build_network
+    from astrosnn.nalsm.branching import branching_factor_per_sample
+    from astrosnn.nalsm.engine import PlasticityConfig, extract_features, run_phase1
+    from astrosnn.nalsm.topology import PRE_INPUT, build_network
 
     n1 = args.phase1_samples
     images = load_images("mnist", "train", data_dir=args.data_dir, limit=n1 + args.bf_samples)

@@ -33,8 +33,8 @@ def main() -> None:
 
     from astrosnn.data.encoders import bernoulli_spikes, rate_probabilities
     from astrosnn.data.images import load_images
-    from astrosnn.liquid.engine import PlasticityConfig, extract_features, run_phase1
-    from astrosnn.liquid.topology import build_network
+    from astrosnn.nalsm.engine import PlasticityConfig, extract_features, run_phase1
+    from astrosnn.nalsm.topology import build_network
     from astrosnn.runinfo import versions
 
     torch.set_num_threads(args.threads)

@@ -27,3 +27,14 @@ def shared_data() -> Path:
             pytest.fail("../shared/data is missing in CI: the real-data tests cannot run")
         pytest.skip("../shared/data not found (set ASTROSNN_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread: tiny tensors run fastest so, and the CPU is shared with other tests."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

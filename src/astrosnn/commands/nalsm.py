@@ -75,7 +75,7 @@ def _nonneg(name: str, value: int | None, *, positive: bool = False) -> None:
 
 def build_config(args: argparse.Namespace):
     """The run's NALSMConfig from --config/--preset and the option overrides (validated)."""
-    from astrosnn.liquid.config import NALSMConfig, grid_for_neurons, parse_grid
+    from astrosnn.nalsm.config import NALSMConfig, grid_for_neurons, parse_grid
 
     if args.dataset not in DATASETS:
         raise AstrosnnError(f"unknown dataset {args.dataset!r}; choose from {', '.join(DATASETS)}")
@@ -150,10 +150,10 @@ def run_train(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from astrosnn.liquid.checkpoint import RunCheckpoint, checkpointed_features
-    from astrosnn.liquid.kernel_quality import kernel_quality, rate_summary
-    from astrosnn.liquid.model import NALSM
-    from astrosnn.liquid.topology import describe
+    from astrosnn.nalsm.checkpoint import RunCheckpoint, checkpointed_features
+    from astrosnn.nalsm.kernel_quality import kernel_quality, rate_summary
+    from astrosnn.nalsm.model import NALSM
+    from astrosnn.nalsm.topology import describe
     from astrosnn.runinfo import atomic_write_json, seed_everything, versions
 
     if args.threads:
@@ -190,7 +190,7 @@ def run_train(args: argparse.Namespace) -> int:
     best = hist.best_epoch
     t0 = time.perf_counter()
     recorded = model.record(x_te)
-    from astrosnn.liquid.branching import branching_factor_per_sample
+    from astrosnn.nalsm.branching import branching_factor_per_sample
 
     bf_per = branching_factor_per_sample(recorded.spikes, model.network, window=model.bf_window)
     bf = float(np.nanmean(bf_per)) if np.isfinite(bf_per).any() else float("nan")

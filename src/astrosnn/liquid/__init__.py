@@ -1,20 +1,36 @@
-"""NALSM: liquid topology, simulation engine, plasticity phases, readout and diagnostics.
+"""The old name of :mod:`astrosnn.nalsm`, kept so that code written for astrosnn 0.1 still imports.
 
-`from astrosnn.liquid import NALSM, NALSMConfig` (imported lazily, so the package stays light)."""
+``import astrosnn.liquid.engine`` (or any other submodule) returns the very module object of
+``astrosnn.nalsm.engine``: one set of classes, one numba cache.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import importlib.abc
+import importlib.util
+import sys
 
-_LAZY = {"NALSM": "astrosnn.liquid.model", "NALSMConfig": "astrosnn.liquid.config"}
+from astrosnn.nalsm import *  # noqa: F403
+from astrosnn.nalsm import __all__  # noqa: F401
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'astrosnn.liquid' has no attribute {name!r}")
+_NEW = "astrosnn.nalsm"
 
 
-__all__ = list(_LAZY)
+class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolves ``astrosnn.liquid.X`` to the already-importable ``astrosnn.nalsm.X``."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname.startswith(__name__ + "."):
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(_NEW + spec.name[len(__name__) :])
+
+    def exec_module(self, module):
+        pass  # the module was executed under its new name
+
+
+if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
+    sys.meta_path.insert(0, _AliasFinder())

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.branching import branching_factor, branching_factor_per_sample
-from astrosnn.liquid.topology import network_from_synapses
+from astrosnn.nalsm.branching import branching_factor, branching_factor_per_sample
+from astrosnn.nalsm.topology import network_from_synapses
 
 
 def _net():
@@ -83,7 +83,7 @@ def _naive(raster: np.ndarray, net, start=25, stop=225, dt=4) -> float:
 
 
 def test_matches_the_authors_loop_on_a_random_raster():
-    from astrosnn.liquid.topology import build_network
+    from astrosnn.nalsm.topology import build_network
 
     net = build_network((4, 4, 3), 5, seed=0)
     rng = np.random.default_rng(0)

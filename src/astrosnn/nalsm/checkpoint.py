@@ -26,7 +26,7 @@ from astrosnn.errors import AstrosnnError
 from astrosnn.runinfo import atomic_write_json, load_json, load_tensors, save_tensors
 
 if TYPE_CHECKING:
-    from astrosnn.liquid.model import NALSM
+    from astrosnn.nalsm.model import NALSM
 
 FORMAT = "astrosnn-nalsm-run-checkpoint-1"
 STATE = "state.json"
@@ -94,7 +94,7 @@ class RunCheckpoint:
 
     def load_liquid(self, model: NALSM) -> None:
         """Put the saved phase-1 liquid into ``model`` (a fresh NALSM with the run's config)."""
-        from astrosnn.liquid.model import NALSM
+        from astrosnn.nalsm.model import NALSM
 
         saved = NALSM.load(self.folder, backend=model.backend)
         model.network, model.weights = saved.network, saved.weights

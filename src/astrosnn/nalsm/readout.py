@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.config import ReadoutConfig
+from astrosnn.nalsm.config import ReadoutConfig
 
 
 def normalize_counts(counts: torch.Tensor | np.ndarray, scale: float | None = None) -> torch.Tensor:

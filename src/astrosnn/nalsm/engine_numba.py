@@ -21,7 +21,7 @@ from numba import njit, prange
 
 from astrosnn.core.astrocyte import density_mask
 from astrosnn.core.lif import kernel_table
-from astrosnn.liquid.topology import Network, block_bounds
+from astrosnn.nalsm.topology import Network, block_bounds
 
 RULE_CODES = {"none": 0, "stdp": 1, "astro": 2}
 
@@ -175,7 +175,7 @@ def _run_sequence(post, out_ptr, in_ptr, in_slot, in_pre, bounds, table, mask, n
 
 
 def _setup(network: Network, plasticity, prepared: Prepared | None):
-    from astrosnn.liquid.engine import INPUT_CURRENT, LIF
+    from astrosnn.nalsm.engine import INPUT_CURRENT, LIF
 
     prep = prepare(network) if prepared is None else prepared
     mask = density_mask(network.n_liquid, network.n_input, plasticity.astro_density, plasticity.seed)
@@ -191,7 +191,7 @@ def _setup(network: Network, plasticity, prepared: Prepared | None):
 def fast_backend(network: Network, input_spikes: torch.Tensor, plasticity, weights: torch.Tensor,
                  record: bool, traces: torch.Tensor | None, prepared: Prepared | None = None):
     """Same contract as the reference backend (see engine.simulate)."""
-    from astrosnn.liquid.engine import SimResult
+    from astrosnn.nalsm.engine import SimResult
 
     prep, common, rule, fparams, iparams = _setup(network, plasticity, prepared)
     batch, steps, _ = input_spikes.shape

@@ -14,13 +14,6 @@ from astrosnn.lm.factory import MODEL_KINDS, build_model
 SMALL = {"width": 24, "layers": 2, "heads": 4, "seq_len": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def twins(kind: str, rate: float):
     """A model with dropout `rate` and one without, holding the same weights."""

@@ -12,15 +12,6 @@ from astrosnn.errors import AstrosnnError
 from astrosnn.lm.model import AstroSNNConfig, AstroSNNLM
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: threads only add overhead (and stall badly on a shared, busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(**kw) -> AstroSNNLM:
     torch.manual_seed(0)
     # zero_init_out=False: with the default zero start the blocks would not reach the logits yet

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.kernel_quality import (
+from astrosnn.nalsm.kernel_quality import (
     feature_rank,
     firing_rates_hz,
     generalization_rank,

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.config import NALSMConfig
-from astrosnn.liquid.readout import Readout, train_readout
+from astrosnn.nalsm.config import NALSMConfig
+from astrosnn.nalsm.readout import Readout, train_readout
 
 MODEL_FORMAT = "astrosnn.nalsm.model/1"
 EVENT_SPAN_MS = 300  # N-MNIST recordings; phase-1 windows start uniformly in [1, 278] as in the authors' code
@@ -101,7 +101,7 @@ class NALSM:
     """
 
     def __init__(self, config: NALSMConfig | None = None, *, backend: str = "auto", progress: bool = False):
-        from astrosnn.liquid.engine import BACKENDS
+        from astrosnn.nalsm.engine import BACKENDS
 
         self.config = config or NALSMConfig()
         if backend == "auto":
@@ -110,7 +110,7 @@ class NALSM:
             raise AstrosnnError(f"unknown engine backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.backend = backend
         self.progress = progress
-        self.network = None  # astrosnn.liquid.topology.Network (initial weights)
+        self.network = None  # astrosnn.nalsm.topology.Network (initial weights)
         self.weights: torch.Tensor | None = None  # (S,) liquid weights after phase 1
         self.readout: Readout | None = None
         self.n_inputs: int | None = None
@@ -132,7 +132,7 @@ class NALSM:
 
     def build(self, n_inputs: int) -> NALSM:
         """Build the liquid topology for `n_inputs` input channels (seeded by config.seed)."""
-        from astrosnn.liquid.topology import build_network
+        from astrosnn.nalsm.topology import build_network
 
         if isinstance(n_inputs, bool) or not isinstance(n_inputs, int | np.integer) or n_inputs < 1:
             raise AstrosnnError(f"n_inputs must be a positive integer, got {n_inputs!r}")
@@ -148,7 +148,7 @@ class NALSM:
 
     def plasticity(self, phase: int):
         """The engine's PlasticityConfig for phase 1 (no decay) or phase 2 (x phase2_decay per ms)."""
-        from astrosnn.liquid.engine import PlasticityConfig
+        from astrosnn.nalsm.engine import PlasticityConfig
 
         p = self.config.plasticity
         return PlasticityConfig(
@@ -188,7 +188,7 @@ class NALSM:
     # ------------------------------------------------------------------ phases
     def initialize(self, X: Any) -> NALSM:
         """Build the liquid (if needed) and run phase 1 on `protocol.phase1_samples` random samples of X."""
-        from astrosnn.liquid.engine import run_phase1
+        from astrosnn.nalsm.engine import run_phase1
 
         kind = _input_kind(X)
         if self.network is None:
@@ -223,7 +223,7 @@ class NALSM:
         continues an interrupted pass with the same results."""
         from tqdm.auto import tqdm
 
-        from astrosnn.liquid.engine import extract_features
+        from astrosnn.nalsm.engine import extract_features
 
         self._require()
         kind = self._check_input(X)
@@ -261,14 +261,14 @@ class NALSM:
             results = list(self.simulate(subset, record=True, salt=salt))
         finally:
             self.progress = old
-        from astrosnn.liquid.engine import SimResult
+        from astrosnn.nalsm.engine import SimResult
 
         return SimResult(spikes=torch.cat([r.spikes for r in results]), counts=torch.cat([r.counts for r in results]),
                          weights=torch.cat([r.weights for r in results]), astro=torch.cat([r.astro for r in results]))
 
     def branching_factor(self, X: Any, n: int | None = None) -> tuple[float, np.ndarray]:
         """The paper's branching factor (mean, per-sample) over `n` evenly spaced samples of X."""
-        from astrosnn.liquid.branching import branching_factor_per_sample
+        from astrosnn.nalsm.branching import branching_factor_per_sample
 
         per = branching_factor_per_sample(self.record(X, n).spikes, self.network, window=self.bf_window)
         return (float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")), per
@@ -348,7 +348,7 @@ class NALSM:
 
     @classmethod
     def load(cls, folder: str | Path, *, backend: str = "auto", progress: bool = False) -> NALSM:
-        from astrosnn.liquid.topology import Network
+        from astrosnn.nalsm.topology import Network
         from astrosnn.runinfo import load_json, load_tensors
 
         folder = Path(folder)

@@ -17,15 +17,6 @@ from astrosnn.lm.checkpoint import load_checkpoint, save_checkpoint
 from astrosnn.lm.factory import build_model
 from astrosnn.lm.train import TrainConfig, evaluate, learning_rate, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: these tiny models run fastest so, and the CPU is shared with other tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 TEXT = (
     "the quick brown fox jumps over the lazy dog. a stitch in time saves nine. "
     "all that glitters is not gold. the early bird catches the worm. "

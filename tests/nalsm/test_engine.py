@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.engine import (
+from astrosnn.nalsm.engine import (
     BACKENDS,
     PlasticityConfig,
     extract_features,
     run_phase1,
     simulate,
 )
-from astrosnn.liquid.topology import build_network, network_from_synapses
+from astrosnn.nalsm.topology import build_network, network_from_synapses
 
 A, D = 0.1, 0.90477
 NONE = PlasticityConfig(rule="none")

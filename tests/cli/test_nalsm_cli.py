@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from astrosnn.cli import main
-from astrosnn.liquid.config import NALSMConfig
-from astrosnn.liquid.model import NALSM
-from astrosnn.liquid.topology import Network
+from astrosnn.nalsm.config import NALSMConfig
+from astrosnn.nalsm.model import NALSM
+from astrosnn.nalsm.topology import Network
 from astrosnn.runinfo import load_tensors
 
 TINY = ["--grid", "4x4x4", "--phase1-samples", "40", "--limit", "300", "--val-limit", "100",
@@ -96,7 +96,7 @@ def test_preset_variant_is_kept_unless_overridden():
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, capsys):
-    from astrosnn.liquid.checkpoint import RunCheckpoint
+    from astrosnn.nalsm.checkpoint import RunCheckpoint
 
     opts = ["nalsm", "train", *TINY, "--batch-size", "50", "--checkpoint-every", "1", "--no-plots",
             "--save-features"]
@@ -133,7 +133,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, capsy
 
 
 def test_resume_refuses_a_missing_or_different_checkpoint(tmp_path, monkeypatch, capsys):
-    from astrosnn.liquid.checkpoint import RunCheckpoint
+    from astrosnn.nalsm.checkpoint import RunCheckpoint
 
     out = tmp_path / "run"
     assert main(["nalsm", "train", *TINY, "--no-plots", "--resume", "--out", str(out)]) == 2

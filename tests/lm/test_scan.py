@@ -12,14 +12,6 @@ from astrosnn.lm.scan import lif_scan, lif_scan_numba, lif_scan_reference
 B, T, N = 3, 37, 5
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: threads only add overhead (and stall badly on a shared, busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _inputs(dtype=torch.float64, feedback=True, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.engine import PlasticityConfig
+from astrosnn.nalsm.engine import PlasticityConfig
 
 _ENGINE = PlasticityConfig()  # default plasticity settings (spec sections 3-4)
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.config import ReadoutConfig
-from astrosnn.liquid.readout import (
+from astrosnn.nalsm.config import ReadoutConfig
+from astrosnn.nalsm.readout import (
     Readout,
     normalize_counts,
     normalize_in_chunks,

@@ -16,15 +16,6 @@ from astrosnn.lm.generate import (
     stream_ids,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: these tiny models run fastest so, and the CPU is shared with other tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 VOCAB = Vocabulary(tuple(" abcdefghij."), "char")
 
 

@@ -12,16 +12,9 @@ import torch
 from astrosnn.core.surrogate import ArcTan, Sigmoid, Triangle, get_surrogate
 from astrosnn.errors import AstrosnnError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 X = torch.linspace(-3, 3, 601, dtype=torch.float64)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: threads only add overhead (and stall badly on a shared, busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _formula(name: str, alpha: float, x: torch.Tensor) -> torch.Tensor:

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from astrosnn.lm.factory import build_model
 from astrosnn.lm.tasks import TaskBatch, delayed_recall, masked_accuracy, masked_loss, mqar
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: these tiny models run fastest so, and the CPU is shared with other tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_delayed_recall_layout():

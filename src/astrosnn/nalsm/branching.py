@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import torch
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.topology import Network, adjacency
+from astrosnn.nalsm.topology import Network, adjacency
 
 
 def _as_numpy(spikes: torch.Tensor | np.ndarray, n_liquid: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.topology import (
+from astrosnn.nalsm.topology import (
     PRE_EXC,
     PRE_INH,
     PRE_INPUT,

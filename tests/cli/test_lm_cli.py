@@ -10,14 +10,7 @@ import torch
 
 from astrosnn.cli import main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: these tiny models run fastest so, and the CPU is shared with other tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TEXT = "to be or not to be, that is the question. whether tis nobler in the mind to suffer. " * 20
 

@@ -19,15 +19,6 @@ from astrosnn.lm.factory import (
 )
 from astrosnn.lm.state import detach_state, flatten_state, unflatten_like
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: these tiny models run fastest so, and the CPU is shared with other tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 V = 11
 
 

@@ -6,13 +6,13 @@ import torch
 
 from astrosnn.data.images import load_images
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.config import (
+from astrosnn.nalsm.config import (
     NALSMConfig,
     grid_for_neurons,
     parse_grid,
     preset_names,
 )
-from astrosnn.liquid.model import NALSM
+from astrosnn.nalsm.model import NALSM
 
 QUICK = dict(liquid__grid=(4, 4, 4), protocol__phase1_samples=30, protocol__batch_size=100,
              readout__method="ridge", readout__batch_size=100)
@@ -131,7 +131,7 @@ def test_model_errors(digits, tmp_path):
 
 
 def test_package_exports_the_estimator():
-    import astrosnn.liquid as liquid
+    import astrosnn.nalsm as liquid
 
     assert liquid.NALSM is NALSM and liquid.NALSMConfig is NALSMConfig
     with pytest.raises(AttributeError):

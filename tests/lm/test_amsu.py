@@ -15,14 +15,6 @@ from astrosnn.lm.amsu import AMSU, AMSUConfig, astrocyte_chunked, multiscale_lam
 B, T, D, H = 2, 40, 12, 3
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: threads only add overhead (and stall badly on a shared, busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _layer(**kw) -> AMSU:
     torch.manual_seed(0)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from astrosnn.liquid.engine import (
+from astrosnn.nalsm.engine import (
     BACKENDS,
     PlasticityConfig,
     extract_features,
     run_phase1,
     simulate,
 )
-from astrosnn.liquid.topology import Network, build_network
+from astrosnn.nalsm.topology import Network, build_network
 
 pytestmark = pytest.mark.skipif("fast" not in BACKENDS, reason="numba backend not available")
 

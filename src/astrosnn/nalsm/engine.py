@@ -37,7 +37,7 @@ from astrosnn.core.lif import (
 from astrosnn.core.stdp import stdp_step
 from astrosnn.core.traces import trace_step
 from astrosnn.errors import AstrosnnError
-from astrosnn.liquid.topology import PRE_INH, Network, clip_bounds
+from astrosnn.nalsm.topology import PRE_INH, Network, clip_bounds
 
 RULES = ("none", "stdp", "astro")
 INPUT_CURRENT = 100.0
@@ -179,7 +179,7 @@ def _reference(
 
 BACKENDS: dict[str, Backend] = {"reference": _reference}
 try:  # the fast backend needs numba (a dependency, but keep the reference usable without it)
-    from astrosnn.liquid.engine_numba import fast_backend
+    from astrosnn.nalsm.engine_numba import fast_backend
 
     BACKENDS["fast"] = fast_backend
 except ImportError:  # pragma: no cover
@@ -255,7 +255,7 @@ def run_phase1(
 def _phase1_fast(network: Network, samples: Iterable[torch.Tensor], plasticity: PlasticityConfig,
                  w: torch.Tensor, block: int = 64) -> torch.Tensor:
     """Phase 1 in compiled blocks of samples (same results as the per-sample loop)."""
-    from astrosnn.liquid.engine_numba import fast_sequence, prepare
+    from astrosnn.nalsm.engine_numba import fast_sequence, prepare
 
     prep = prepare(network)
     weights = w.numpy().astype(np.float32, copy=True)
