@@ -4,9 +4,10 @@ import shutil
 import numpy as np
 import pytest
 
-from astrosnn.data.idx import IMAGES_MAGIC, read_idx
+from astrosnn.data import registry
+from astrosnn.data.idx import IMAGES_MAGIC, parse_idx, read_idx
 from astrosnn.data.images import FASHION_CLASSES, load_images
-from astrosnn.errors import AstrosnnError, DataError
+from astrosnn.errors import AstrosnnError, ChecksumError, DataAccessError, DataError
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -76,7 +77,7 @@ def test_bad_arguments():
         load_images("digits", "train", limit=-1)
 
 
-# --- corrupted copies -------------------------------------------------------------------------
+# --- corrupted copies (structure: checked even with verify=False) -------------------------------------------------------------------------
 
 def _copy_test_files(shared_data, tmp_path):
     folder = tmp_path / "mnist"
@@ -96,14 +97,14 @@ def test_truncated_gzip_names_file(shared_data, tmp_path):
     path = folder / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:100_000])
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: truncated gzip"):
-        load_images("mnist", "test", data_dir=tmp_path, download=False)
+        load_images("mnist", "test", data_dir=tmp_path, download=False, verify=False)
 
 
 def test_not_gzip_names_file(shared_data, tmp_path):
     folder = _copy_test_files(shared_data, tmp_path)
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"this is not gzip data at all")
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: corrupt gzip"):
-        load_images("mnist", "test", data_dir=tmp_path, download=False)
+        load_images("mnist", "test", data_dir=tmp_path, download=False, verify=False)
 
 
 def test_wrong_magic_names_file(shared_data, tmp_path):
@@ -115,7 +116,7 @@ def test_wrong_magic_names_file(shared_data, tmp_path):
 
     _rewrite(folder / "t10k-images-idx3-ubyte.gz", swap_magic)
     with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: wrong IDX magic number 2049 \(expected 2051\)"):
-        load_images("mnist", "test", data_dir=tmp_path, download=False)
+        load_images("mnist", "test", data_dir=tmp_path, download=False, verify=False)
 
 
 def test_image_label_count_mismatch_names_both_files(shared_data, tmp_path):
@@ -127,14 +128,14 @@ def test_image_label_count_mismatch_names_both_files(shared_data, tmp_path):
 
     _rewrite(folder / "t10k-labels-idx1-ubyte.gz", drop_last_label)
     with pytest.raises(DataError, match="10000 images but .*t10k-labels-idx1-ubyte.gz holds 9999 labels"):
-        load_images("mnist", "test", data_dir=tmp_path, download=False)
+        load_images("mnist", "test", data_dir=tmp_path, download=False, verify=False)
 
 
 def test_data_shorter_than_header_says(shared_data, tmp_path):
     folder = _copy_test_files(shared_data, tmp_path)
     _rewrite(folder / "t10k-images-idx3-ubyte.gz", lambda d: d[:-784])
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: IDX data size mismatch"):
-        load_images("mnist", "test", data_dir=tmp_path, download=False)
+        load_images("mnist", "test", data_dir=tmp_path, download=False, verify=False)
 
 
 def test_label_out_of_range(shared_data, tmp_path):
@@ -146,4 +147,107 @@ def test_label_out_of_range(shared_data, tmp_path):
 
     _rewrite(folder / "t10k-labels-idx1-ubyte.gz", bad_label)
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: label 12 out of range"):
+        load_images("mnist", "test", data_dir=tmp_path, download=False, verify=False)
+
+
+# --- known checksums are enforced -------------------------------------------------------------
+
+def _relabel(d):
+    d[8] = (d[8] + 1) % 10  # a plausible label, a valid gzip: only the checksum can tell
+    return d
+
+
+def test_checksum_mismatch_is_refused_naming_file_expected_and_actual(shared_data, tmp_path):
+    folder = _copy_test_files(shared_data, tmp_path)
+    _rewrite(folder / "t10k-labels-idx1-ubyte.gz", _relabel)
+    with pytest.raises(ChecksumError) as e:
         load_images("mnist", "test", data_dir=tmp_path, download=False)
+    msg = str(e.value)
+    assert msg.startswith(f"{folder / 't10k-labels-idx1-ubyte.gz'}: md5 checksum mismatch (expected ec29112dd5afa0611ce80d1b7f02629c")
+    assert "got " in msg and "verify=False" in msg and "ASTROSNN_SKIP_CHECKSUMS=1" in msg and "\n" not in msg
+
+
+def test_checksum_opt_outs_keyword_and_env(shared_data, tmp_path, monkeypatch):
+    folder = _copy_test_files(shared_data, tmp_path)
+    _rewrite(folder / "t10k-labels-idx1-ubyte.gz", _relabel)
+    assert load_images("mnist", "test", data_dir=tmp_path, verify=False, limit=1).labels.tolist() == [8]
+    monkeypatch.setenv("ASTROSNN_SKIP_CHECKSUMS", "1")
+    assert load_images("mnist", "test", data_dir=tmp_path, limit=1).labels.tolist() == [8]
+
+
+def test_truncated_file_checksum_message_gives_sizes(shared_data, tmp_path):
+    folder = _copy_test_files(shared_data, tmp_path)
+    path = folder / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:100_000])
+    with pytest.raises(ChecksumError, match="100,000 bytes, expected 1,648,877"):
+        load_images("mnist", "test", data_dir=tmp_path, download=False)
+
+
+def test_fashion_mnist_flipped_bytes_refused(shared_data, tmp_path):
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copyfile(shared_data / "fashion-mnist" / name, folder / name)
+    path = folder / "t10k-images-idx3-ubyte.gz"
+    data = bytearray(path.read_bytes())
+    data[4] ^= 0xFF  # the gzip header's mtime: gunzips fine, and to the same images
+    path.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="t10k-images-idx3-ubyte.gz: md5 checksum mismatch"):
+        load_images("fashion-mnist", "test", data_dir=tmp_path, download=False)
+
+
+# --- headers, folders and permissions ----------------------------------------------------------
+
+def test_idx_header_whose_dimension_product_overflows(tmp_path):
+    big = (2**32 - 1).to_bytes(4, "big")
+    data = (2051).to_bytes(4, "big") + big * 3 + bytes(16)
+    with pytest.raises(DataError, match=r"x\.idx: IDX data size mismatch: header says 4294967295x4294967295x4294967295"):
+        parse_idx(tmp_path / "x.idx", data, IMAGES_MAGIC)
+    # 2^31 * 2^31 * 4 = 2^64 wraps to 0 in int64 arithmetic, "matching" an empty body: still refused
+    path = tmp_path / "images.idx"
+    path.write_bytes((2051).to_bytes(4, "big") + (2**31).to_bytes(4, "big") * 2 + (4).to_bytes(4, "big"))
+    with pytest.raises(DataError, match="images.idx: IDX data size mismatch: header says 2147483648x2147483648x4"):
+        read_idx(path, IMAGES_MAGIC)
+
+
+def test_data_file_that_is_a_folder(shared_data, tmp_path):
+    folder = _copy_test_files(shared_data, tmp_path)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    (folder / "t10k-labels-idx1-ubyte.gz").mkdir()
+    with pytest.raises(DataAccessError, match="t10k-labels-idx1-ubyte.gz: is a folder, expected a data file"):
+        load_images("mnist", "test", data_dir=tmp_path, download=True)  # no download attempt for a folder
+
+
+def test_unreadable_file_says_permission_denied(shared_data, tmp_path, monkeypatch):
+    folder = _copy_test_files(shared_data, tmp_path)
+    target = folder / "t10k-images-idx3-ubyte.gz"
+    real = type(target).read_bytes
+
+    def read_bytes(self):
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(type(target), "read_bytes", read_bytes)
+    with pytest.raises(DataAccessError) as e:
+        load_images("mnist", "test", data_dir=tmp_path, download=False)
+    assert str(e.value) == f"{target}: permission denied (cannot read the file)"
+
+
+def test_unsearchable_folder_says_permission_denied(tmp_path, monkeypatch):
+    blocked = tmp_path / "mnist"
+    real = type(blocked).stat
+
+    def stat(self, **kw):
+        if self.parent == blocked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, **kw)
+
+    monkeypatch.setattr(type(blocked), "stat", stat)
+    with pytest.raises(DataAccessError, match=f"{blocked}/t10k-images-idx3-ubyte.gz: permission denied"):
+        load_images("mnist", "test", data_dir=tmp_path, download=True)
+
+
+def test_registry_sizes_are_known():
+    for spec in (registry.MNIST, registry.FASHION_MNIST, registry.PTB, registry.TINYSHAKESPEARE):
+        assert all(f.size for f in spec.files)

@@ -55,9 +55,93 @@ def test_info_reports_checksum_mismatch_and_corruption(capsys, shared_data, tmp_
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
         shutil.copyfile(shared_data / "mnist" / name, tmp_path / "mnist" / name)
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage, not gzip")
-    rc, out = _info(capsys, "--data-dir", str(tmp_path))
-    assert rc == 0
+    rc = main(["data", "info", "--data-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
+    assert rc == 2
     assert "2/3 md5 verified (ptb.test.txt MISMATCH)" in out
     assert "3/4 md5 verified (t10k-labels-idx1-ubyte.gz MISMATCH)" in out
-    mnist_line = next(line for line in out.splitlines() if line.startswith("mnist "))
-    assert mnist_line.split()[1] == "error" and "t10k-labels-idx1-ubyte.gz: corrupt gzip" in mnist_line
+    lines = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith(" ")}
+    assert lines["mnist"].split()[1] == "corrupt"
+    assert f"{tmp_path / 'mnist' / 't10k-labels-idx1-ubyte.gz'}: md5 checksum mismatch" in lines["mnist"]
+    assert lines["ptb"].split()[1] == "corrupt" and "ptb.test.txt: md5 checksum mismatch" in lines["ptb"]
+    assert err.splitlines()[0].startswith(f"astrosnn: error: mnist corrupt: {tmp_path / 'mnist'}")
+    assert len(err.splitlines()) == 2 and "Traceback" not in err
+    # opting out: the modified PTB is usable ("modified"), the non-gzip file is still corrupt
+    rc = main(["data", "info", "--data-dir", str(tmp_path), "--no-verify"])
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith(" ")}
+    assert rc == 2 and lines["ptb"].split()[1] == "modified"
+    assert lines["mnist"].split()[1] == "corrupt" and "t10k-labels-idx1-ubyte.gz: corrupt gzip" in lines["mnist"]
+
+
+def test_info_nmnist_manifest_mismatch_is_corrupt(capsys, tmp_path):
+    import hashlib
+
+    folder = tmp_path / "nmnist" / "Test" / "3"
+    folder.mkdir(parents=True)
+    data = bytes([1, 2, 0x80, 0, 7]) * 3
+    (folder / "00001.bin").write_bytes(data[:-5])  # a dropped event
+    (tmp_path / "nmnist" / "MANIFEST.tsv").write_text(f"placed_path\tmd5\nTest/3/00001.bin\t{hashlib.md5(data).hexdigest()}\n")
+    rc, out = _info(capsys, "--data-dir", str(tmp_path))
+    line = next(line for line in out.splitlines() if line.startswith("nmnist "))
+    assert rc == 2 and line.split()[1] == "corrupt" and "Test/3/00001.bin: md5 checksum mismatch" in line
+    assert "0/1 .bin md5 match MANIFEST.tsv" in out
+
+
+def test_info_unreadable_folder_and_folder_as_file(capsys, shared_data, tmp_path, monkeypatch):
+    (tmp_path / "ptb").mkdir()
+    for name in ("ptb.train.txt", "ptb.valid.txt"):
+        shutil.copyfile(shared_data / "ptb" / name, tmp_path / "ptb" / name)
+    (tmp_path / "ptb" / "ptb.test.txt").mkdir()  # a data file that is a folder
+    blocked = tmp_path / "fashion-mnist"
+    blocked.mkdir()
+    real_stat = type(blocked).stat
+
+    def stat(self, **kw):  # tests run as root: simulate a folder without search permission
+        if self.parent == blocked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, **kw)
+
+    monkeypatch.setattr(type(blocked), "stat", stat)
+    rc = main(["data", "info", "--data-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    lines = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith(" ")}
+    assert rc == 2 and "Traceback" not in err
+    assert lines["ptb"].split()[1] == "error" and f"{tmp_path / 'ptb' / 'ptb.test.txt'}: is a folder" in lines["ptb"]
+    assert lines["fashion-mnist"].split()[1] == "error"
+    assert f"{blocked / 'train-images-idx3-ubyte.gz'}: permission denied" in lines["fashion-mnist"]
+    assert "No such file" not in out + err
+
+
+def test_info_unreadable_file_says_permission_denied(capsys, tmp_path, monkeypatch):
+    (tmp_path / "tinyshakespeare").mkdir()
+    target = tmp_path / "tinyshakespeare" / "input.txt"
+    target.write_text("hello\n")
+    real = type(target).read_bytes
+
+    def read_bytes(self):
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(type(target), "read_bytes", read_bytes)
+    rc, out = _info(capsys, "--data-dir", str(tmp_path))
+    line = next(line for line in out.splitlines() if line.startswith("tinyshakespeare "))
+    assert rc == 2 and line.split()[1] == "error"
+    assert line.endswith(f"{target}: permission denied (cannot read the file)")
+
+
+def test_info_unreadable_data_dir_is_one_line(capsys, tmp_path, monkeypatch):
+    real_stat = type(tmp_path).stat
+    blocked = tmp_path / "data"
+
+    def stat(self, **kw):
+        if self == blocked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, **kw)
+
+    monkeypatch.setattr(type(tmp_path), "stat", stat)
+    rc = main(["data", "info", "--data-dir", str(blocked)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == f"astrosnn: error: data folder {blocked}: permission denied (cannot look at it)\n"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from astrosnn.data.text import EOS, load_corpus
-from astrosnn.errors import AstrosnnError, DataError
+from astrosnn.errors import AstrosnnError, ChecksumError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +78,36 @@ def test_unknown_corpus_and_folder(tmp_path):
         load_corpus(str(tmp_path))
 
 
-def test_corrupt_ptb_copies(shared_data, tmp_path):
+def test_corrupt_ptb_copies_structure_checked_without_verify(shared_data, tmp_path):
     folder = tmp_path / "ptb"
     folder.mkdir()
     for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):  # copyfile: writable copies
         shutil.copyfile(shared_data / "ptb" / name, folder / name)
     (folder / "ptb.valid.txt").write_text(" the qwertyuiop \n")
     with pytest.raises(DataError, match="ptb.valid.txt: 1 word\\(s\\) not in the training vocabulary"):
-        load_corpus("ptb", data_dir=tmp_path, download=False)
+        load_corpus("ptb", data_dir=tmp_path, download=False, verify=False)
     shutil.copyfile(shared_data / "ptb" / "ptb.valid.txt", folder / "ptb.valid.txt")
     (folder / "ptb.test.txt").write_bytes(b"")
     with pytest.raises(DataError, match="ptb.test.txt: the text file is empty"):
-        load_corpus("ptb", data_dir=tmp_path, download=False)
+        load_corpus("ptb", data_dir=tmp_path, download=False, verify=False)
     (folder / "ptb.valid.txt").write_bytes(b"\xff\xfe bad")
     with pytest.raises(DataError, match="ptb.valid.txt: not UTF-8"):
+        load_corpus("ptb", data_dir=tmp_path, download=False, verify=False)
+
+
+def test_ptb_and_shakespeare_checksums_enforced(shared_data, tmp_path, monkeypatch):
+    (tmp_path / "ptb").mkdir()
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
+        shutil.copyfile(shared_data / "ptb" / name, tmp_path / "ptb" / name)
+    path = tmp_path / "ptb" / "ptb.test.txt"
+    path.write_bytes(path.read_bytes().replace(b" the ", b" a ", 1))  # still plausible PTB
+    with pytest.raises(ChecksumError, match="ptb.test.txt: md5 checksum mismatch \\(expected 8b80168b89c18661a38ef683c0dc3721, got"):
         load_corpus("ptb", data_dir=tmp_path, download=False)
+    assert len(load_corpus("ptb", data_dir=tmp_path, verify=False).vocab) == 10_000
+    (tmp_path / "tinyshakespeare").mkdir()
+    text = (shared_data / "tinyshakespeare" / "input.txt").read_bytes()
+    (tmp_path / "tinyshakespeare" / "input.txt").write_bytes(text[:-1000])
+    with pytest.raises(ChecksumError, match="input.txt: sha256 checksum mismatch .*1,114,394 bytes, expected 1,115,394"):
+        load_corpus("tinyshakespeare", data_dir=tmp_path, download=False)
+    monkeypatch.setenv("ASTROSNN_SKIP_CHECKSUMS", "1")
+    assert load_corpus("tinyshakespeare", data_dir=tmp_path).name == "tinyshakespeare"

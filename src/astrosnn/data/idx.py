@@ -1,23 +1,29 @@
-"""IDX files (LeCun's MNIST format), optionally gzip-compressed: header checks, then one np.frombuffer."""
+"""IDX files (LeCun's MNIST format), optionally gzip-compressed: checksum, header checks, then one np.frombuffer."""
 
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from astrosnn.data.registry import RemoteFile
 from astrosnn.data.sources import read_file_bytes
+from astrosnn.data.verify import check_known
 from astrosnn.errors import DataError
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped if it ends in .gz; a truncated or corrupt gzip names the file."""
+def read_bytes(path: Path, known: RemoteFile | None = None) -> bytes:
+    """The file's bytes, gunzipped if it ends in .gz; a truncated or corrupt gzip names the file.
+
+    With `known` (a registry entry: hash and size of the file as stored), any other content is a ChecksumError."""
     raw = read_file_bytes(path)
+    check_known(path, raw, known)
     if path.suffix != ".gz":
         return raw
     try:
@@ -28,9 +34,8 @@ def read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: corrupt gzip file ({e})") from None
 
 
-def read_idx(path: Path, magic: int) -> np.ndarray:
-    """An IDX ubyte array; checks the magic number, the dimensions and that the data length matches."""
-    data = read_bytes(path)
+def parse_idx(path: Path, data: bytes, magic: int) -> np.ndarray:
+    """An IDX ubyte array from its bytes: checks the magic number, the dimensions and the data length."""
     if len(data) < 4:
         raise DataError(f"{path}: too short for an IDX header ({len(data)} bytes)")
     found = int.from_bytes(data[:4], "big")
@@ -41,10 +46,15 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{path}: IDX header cut short ({len(data)} bytes, needs {header})")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(data) != expected:
+    size = math.prod(dims)  # Python ints: a huge header cannot overflow into a plausible size
+    if len(data) - header != size:
         raise DataError(
             f"{path}: IDX data size mismatch: header says {'x'.join(map(str, dims))} "
-            f"({expected - header} bytes) but the file holds {len(data) - header}"
+            f"({size:,} bytes) but the file holds {len(data) - header:,}"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def read_idx(path: Path, magic: int, known: RemoteFile | None = None) -> np.ndarray:
+    """An IDX ubyte array from a file (see read_bytes and parse_idx)."""
+    return parse_idx(path, read_bytes(path, known), magic)

@@ -10,6 +10,7 @@ import numpy as np
 from astrosnn.data import registry
 from astrosnn.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from astrosnn.data.sources import require_files
+from astrosnn.data.verify import verification_on
 from astrosnn.errors import AstrosnnError, DataError
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -51,10 +52,19 @@ def load_digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, d.target[a:b].astype(np.int64)
 
 
-def read_idx_pair(images_path: Path, labels_path: Path, count: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """An images/labels IDX pair: 28x28 images, matching counts, the expected count, labels < classes."""
-    images = read_idx(images_path, IMAGES_MAGIC)
-    labels = read_idx(labels_path, LABELS_MAGIC)
+def read_idx_pair(
+    images_path: Path,
+    labels_path: Path,
+    count: int,
+    classes: int = 10,
+    known: tuple[registry.RemoteFile, registry.RemoteFile] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """An images/labels IDX pair: 28x28 images, matching counts, the expected count, labels < classes.
+
+    With `known` (the registry entries of the images and the labels file), each must match its checksum."""
+    known_images, known_labels = known or (None, None)
+    images = read_idx(images_path, IMAGES_MAGIC, known_images)
+    labels = read_idx(labels_path, LABELS_MAGIC, known_labels)
     if images.shape[1:] != (28, 28):
         raise DataError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, expected 28x28")
     if len(images) != len(labels):
@@ -68,12 +78,15 @@ def read_idx_pair(images_path: Path, labels_path: Path, count: int, classes: int
     return images, labels
 
 
-def load_idx_split(spec: registry.DatasetFiles, split: str, data_dir, download: bool) -> tuple[np.ndarray, np.ndarray, Path]:
+def load_idx_split(
+    spec: registry.DatasetFiles, split: str, data_dir, download: bool, verify: bool = True
+) -> tuple[np.ndarray, np.ndarray, Path]:
     prefix = "t10k" if split == "test" else "train"
     names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
     folder = require_files(spec, data_dir, download, names=names)
     count = IDX_TEST_SIZE if split == "test" else IDX_TRAIN_SIZE
-    images, labels = read_idx_pair(folder / names[0], folder / names[1], count)
+    known = (spec.file(names[0]), spec.file(names[1])) if verification_on(verify) else None
+    images, labels = read_idx_pair(folder / names[0], folder / names[1], count, known=known)
     if split == "train":
         images, labels = images[: count - IDX_VALIDATION_SIZE], labels[: count - IDX_VALIDATION_SIZE]
     elif split == "validation":
@@ -87,11 +100,14 @@ def load_images(
     data_dir: str | Path | None = None,
     limit: int | None = None,
     download: bool = True,
+    verify: bool = True,
 ) -> ImageSet:
     """`name` in digits / mnist / fashion-mnist; `split` in train / validation / test; `limit` keeps the first N.
 
     MNIST and Fashion-MNIST: train = first 50,000 training images, validation = the last 10,000,
     test = the official 10,000. digits: train = first 1000, validation = next 397, test = last 400.
+    Each IDX file must match its published md5 (a ChecksumError names the file otherwise); `verify=False`
+    or $ASTROSNN_SKIP_CHECKSUMS=1 skips that for deliberately modified files (the structure is still checked).
     """
     _check_args(name, split, limit)
     if name == "digits":
@@ -99,7 +115,7 @@ def load_images(
         classes, source = DIGIT_CLASSES, "scikit-learn load_digits (bundled)"
     else:
         spec = registry.MNIST if name == "mnist" else registry.FASHION_MNIST
-        images, labels, folder = load_idx_split(spec, split, data_dir, download)
+        images, labels, folder = load_idx_split(spec, split, data_dir, download, verify)
         classes = DIGIT_CLASSES if name == "mnist" else FASHION_CLASSES
         source = str(folder)
     if limit is not None:

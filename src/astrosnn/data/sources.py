@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from astrosnn.data.registry import DatasetFiles, RemoteFile
-from astrosnn.errors import DataError
+from astrosnn.errors import DataAccessError, DataError
 
 ENV_VAR = "ASTROSNN_DATA"
 
@@ -22,8 +23,8 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
         import pooch
 
         path = Path(pooch.os_cache("astrosnn"))
-    if path.exists() and not path.is_dir():
-        raise DataError(f"data folder {path} is not a folder")
+    if path_kind(path, "data folder") not in ("dir", "missing"):
+        raise DataAccessError(f"data folder {path} is not a folder")
     return path
 
 
@@ -36,12 +37,72 @@ def data_dir_origin(data_dir: str | Path | None = None) -> str:
     return "user cache"
 
 
+def oserror_text(e: OSError) -> str:
+    """A short, lower-case reason for a failed file operation ("permission denied", not a traceback)."""
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    if isinstance(e, IsADirectoryError):
+        return "is a folder, expected a file"
+    if isinstance(e, NotADirectoryError):
+        return "a part of the path is not a folder"
+    return (e.strerror or type(e).__name__).lower()
+
+
+def path_kind(path: Path, what: str = "") -> str:
+    """'file', 'dir', 'missing' or 'other' (a device, a socket); a path that cannot be looked at (e.g. a folder
+    above it is not searchable) is a DataError naming it, never a traceback or a silent 'missing'."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as e:
+        raise DataAccessError(f"{what + ' ' if what else ''}{path}: {oserror_text(e)} (cannot look at it)") from None
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    return "dir" if stat.S_ISDIR(st.st_mode) else "other"
+
+
+def require_file_kind(path: Path) -> bool:
+    """True for a regular file, False when absent; a folder (or device) where a data file belongs is a DataError."""
+    kind = path_kind(path)
+    if kind == "dir":
+        raise DataAccessError(f"{path}: is a folder, expected a data file")
+    if kind == "other":
+        raise DataAccessError(f"{path}: not a regular file")
+    return kind == "file"
+
+
+def list_dir(path: Path) -> list[os.DirEntry]:
+    """The entries of a folder, sorted by name; an unreadable folder is a DataError naming it (never skipped)."""
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except NotADirectoryError:
+        raise DataAccessError(f"{path}: is a file, expected a folder") from None
+    except OSError as e:
+        raise DataAccessError(f"{path}: {oserror_text(e)} (cannot list the folder)") from None
+
+
 def is_present(remote: RemoteFile, folder: Path) -> bool:
-    """A plain file is present when it exists; an archive when its unpacked folder holds any file."""
+    """A plain file is present when it exists; an archive when its unpacked folder holds any `.bin` file.
+
+    A folder where a file belongs, or a folder that cannot be read, is a DataError rather than 'missing'
+    (which would start a download or hide data)."""
     if remote.unpacks_to is not None:
         unpacked = folder / remote.unpacks_to
-        return unpacked.is_dir() and any(unpacked.rglob("*.bin"))
-    return (folder / remote.name).is_file()
+        kind = path_kind(unpacked)
+        if kind == "missing":
+            return False
+        if kind != "dir":
+            raise DataAccessError(f"{unpacked}: is a file, expected a folder of <label>/<NNNNN>.bin files")
+        for entry in list_dir(unpacked):
+            sub = unpacked / entry.name
+            if path_kind(sub) == "dir" and any(e.name.endswith(".bin") for e in list_dir(sub)):
+                return True
+        return False
+    return require_file_kind(folder / remote.name)
 
 
 def fetch_file(remote: RemoteFile, folder: Path) -> None:
@@ -106,10 +167,12 @@ def _first_line(e: BaseException) -> str:
 
 
 def read_file_bytes(path: Path) -> bytes:
-    """A data file's raw bytes; a missing or unreadable file is a DataError naming it."""
+    """A data file's raw bytes; a missing, unreadable or folder path is a DataError naming it and the fault."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+        raise DataAccessError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataAccessError(f"{path}: is a folder, expected a data file") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+        raise DataAccessError(f"{path}: {oserror_text(e)} (cannot read the file)") from None

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from astrosnn.data import registry
-from astrosnn.data.sources import read_file_bytes, require_files
+from astrosnn.data.sources import path_kind, read_file_bytes, require_files
+from astrosnn.data.verify import check_known, verification_on
 from astrosnn.errors import AstrosnnError, DataError
 
 NAMED_CORPORA = ("default", "tinyshakespeare", "ptb")
@@ -53,9 +54,12 @@ class TextCorpus:
         return sep.join(self.vocab[i] for i in ids.tolist())
 
 
-def read_text(path: Path) -> str:
-    """A UTF-8 text file's content; missing, empty or non-UTF-8 files raise a DataError naming the file."""
+def read_text(path: Path, known: registry.RemoteFile | None = None) -> str:
+    """A UTF-8 text file's content; missing, empty or non-UTF-8 files raise a DataError naming the file.
+
+    With `known` (a registry entry), a file with another checksum is a ChecksumError."""
     raw = read_file_bytes(path)
+    check_known(path, raw, known)
     if not raw.strip():
         raise DataError(f"{path}: the text file is empty")
     try:
@@ -79,25 +83,31 @@ def char_corpus(name: str, text: str, source: str) -> TextCorpus:
     )
 
 
-def _ptb_tokens(path: Path) -> list[str]:
+def _ptb_tokens(path: Path, known: registry.RemoteFile | None) -> list[str]:
     tokens: list[str] = []
-    for line in read_text(path).splitlines():
+    for line in read_text(path, known).splitlines():
         tokens.extend(line.split())
         tokens.append(EOS)
     return tokens
 
 
-def load_ptb(data_dir: str | Path | None = None, download: bool = True) -> TextCorpus:
-    """Penn Treebank (Mikolov's LM version): word level, `<eos>` per line, official splits, 10k vocab."""
+def load_ptb(data_dir: str | Path | None = None, download: bool = True, verify: bool = True) -> TextCorpus:
+    """Penn Treebank (Mikolov's LM version): word level, `<eos>` per line, official splits, 10k vocab.
+
+    Each file must match its published md5 unless `verify=False` or $ASTROSNN_SKIP_CHECKSUMS=1."""
     folder = require_files(registry.PTB, data_dir, download)
-    splits = [_ptb_tokens(folder / f"ptb.{s}.txt") for s in ("train", "valid", "test")]
+    check = verification_on(verify)
+    splits = [
+        _ptb_tokens(folder / f.name, f if check else None)
+        for f in (registry.PTB.file(f"ptb.{s}.txt") for s in ("train", "valid", "test"))
+    ]
     vocab = set(splits[0])
     for split, tokens in zip(("valid", "test"), splits[1:]):
         unseen = set(tokens) - vocab
         if unseen:
             raise DataError(
                 f"{folder / f'ptb.{split}.txt'}: {len(unseen)} word(s) not in the training vocabulary "
-                f"(e.g. {sorted(unseen)[:3]}); the files are not the standard PTB"
+                f"(e.g. {', '.join(sorted(unseen)[:3])}); the files are not the standard PTB"
             )
     return TextCorpus("ptb", "word", *splits, vocab=tuple(sorted(vocab)), source=str(folder))
 
@@ -111,8 +121,13 @@ def default_text() -> str:
     return "\n\n".join(topics[k] for k in sorted(topics))
 
 
-def load_corpus(name_or_path: str, data_dir: str | Path | None = None, download: bool = True) -> TextCorpus:
-    """"default", "tinyshakespeare", "ptb", or a path to a local UTF-8 text file (char level)."""
+def load_corpus(
+    name_or_path: str, data_dir: str | Path | None = None, download: bool = True, verify: bool = True
+) -> TextCorpus:
+    """"default", "tinyshakespeare", "ptb", or a path to a local UTF-8 text file (char level).
+
+    The named corpora's files must match their published checksums unless `verify=False` or
+    $ASTROSNN_SKIP_CHECKSUMS=1; a local file has no known checksum."""
     import platform
 
     name = str(name_or_path)
@@ -120,13 +135,16 @@ def load_corpus(name_or_path: str, data_dir: str | Path | None = None, download:
         return char_corpus("default", default_text(), f"pydoc_data.topics (Python {platform.python_version()})")
     if name == "tinyshakespeare":
         folder = require_files(registry.TINYSHAKESPEARE, data_dir, download)
-        path = folder / "input.txt"
-        return char_corpus("tinyshakespeare", read_text(path), str(path))
+        remote = registry.TINYSHAKESPEARE.file("input.txt")
+        path = folder / remote.name
+        known = remote if verification_on(verify) else None
+        return char_corpus("tinyshakespeare", read_text(path, known), str(path))
     if name == "ptb":
-        return load_ptb(data_dir, download)
+        return load_ptb(data_dir, download, verify)
     path = Path(name).expanduser()
-    if not path.exists():
+    kind = path_kind(path)
+    if kind == "missing":
         raise DataError(f"unknown corpus {name!r}: not one of {', '.join(NAMED_CORPORA)} and no such file")
-    if path.is_dir():
+    if kind == "dir":
         raise DataError(f"{path}: is a folder, expected a UTF-8 text file")
     return char_corpus(path.stem, read_text(path), str(path))
