@@ -38,3 +38,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def fuzz():
+    """tests/fuzz_util.py (seeded byte mutations for fuzz tests), loaded by path: tests are not a package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("astrosnn_tests_fuzz_util", Path(__file__).with_name("fuzz_util.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

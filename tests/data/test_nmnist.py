@@ -268,3 +268,11 @@ def test_real_subset_byte_flip_caught_by_manifest(shared_data, tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ChecksumError, match="Test/0/00004.bin: md5 checksum mismatch"):
         load_nmnist("test", data_dir=tmp_path)
+
+
+def test_too_few_training_files_for_a_validation_split(tmp_path):
+    _write(tmp_path, "Train/3/00001.bin", _events())
+    _write(tmp_path, "Train/4/00002.bin", _events())
+    train, val = load_nmnist("train", data_dir=tmp_path), load_nmnist("validation", data_dir=tmp_path)
+    assert train.files == ("Train/3/00001.bin", "Train/4/00002.bin") and val.files == ()
+    assert "too few for a validation split" in train.note

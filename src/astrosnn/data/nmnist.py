@@ -164,6 +164,12 @@ def select_split(split: str, files: list[tuple[int, int, Path]]) -> tuple[list[t
         return chosen, ""
     n_val = round(len(files) / 6)
     cut = len(files) - n_val
+    if n_val == 0:
+        note = (
+            f"only {len(files)} training file(s) present and none in the validation range 50001-60000: "
+            f"too few for a validation split; validation is empty, train = all {len(files)}"
+        )
+        return ([] if split == "validation" else files), note
     note = (
         f"only {len(files)} training files present and none in the validation range 50001-60000: "
         f"validation = the last {n_val} present training files (index {files[cut][0]}-{files[-1][0]}), "
