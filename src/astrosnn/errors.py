@@ -16,3 +16,18 @@ class ChecksumError(DataError):
 
 class DataAccessError(DataError):
     """A dataset file or folder cannot be read (permission denied, a folder where a file belongs, ...)."""
+
+
+def plain(value: object) -> str:
+    """repr() for error messages with numpy scalars shown as plain numbers: [4], not [np.int64(4)]."""
+
+    def unwrap(v: object) -> object:
+        if hasattr(v, "item") and type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0:
+            return v.item()
+        if isinstance(v, (list, tuple)):
+            return type(v)(unwrap(x) for x in v)
+        if isinstance(v, dict):
+            return {unwrap(k): unwrap(x) for k, x in v.items()}
+        return v
+
+    return repr(unwrap(value))

@@ -251,3 +251,12 @@ def test_unsearchable_folder_says_permission_denied(tmp_path, monkeypatch):
 def test_registry_sizes_are_known():
     for spec in (registry.MNIST, registry.FASHION_MNIST, registry.PTB, registry.TINYSHAKESPEARE):
         assert all(f.size for f in spec.files)
+
+
+def test_messages_show_plain_numbers():
+    with pytest.raises(AstrosnnError) as e:
+        load_images("digits", "train", limit=np.int64(-1))
+    assert str(e.value) == "limit must be a non-negative integer, got -1"
+    with pytest.raises(AstrosnnError) as e:
+        load_images("digits", "train", limit=[np.int64(4)])
+    assert str(e.value) == "limit must be a non-negative integer, got [4]"

@@ -11,7 +11,7 @@ from astrosnn.data import registry
 from astrosnn.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from astrosnn.data.sources import require_files
 from astrosnn.data.verify import verification_on
-from astrosnn.errors import AstrosnnError, DataError
+from astrosnn.errors import AstrosnnError, DataError, plain
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist")
 SPLITS = ("train", "validation", "test")
@@ -39,7 +39,7 @@ def _check_args(name: str, split: str, limit: int | None) -> None:
     if split not in SPLITS:
         raise AstrosnnError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 0):
-        raise AstrosnnError(f"limit must be a non-negative integer, got {limit!r}")
+        raise AstrosnnError(f"limit must be a non-negative integer, got {plain(limit)}")
 
 
 def load_digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 from astrosnn.data import registry
 from astrosnn.data.sources import list_dir, path_kind, read_file_bytes, require_files
 from astrosnn.data.verify import MANIFEST, OPT_OUT, read_manifest, verification_on
-from astrosnn.errors import AstrosnnError, ChecksumError, DataAccessError, DataError
+from astrosnn.errors import AstrosnnError, ChecksumError, DataAccessError, DataError, plain
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def load_nmnist(
     if split not in SPLITS:
         raise AstrosnnError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 0):
-        raise AstrosnnError(f"limit must be a non-negative integer, got {limit!r}")
+        raise AstrosnnError(f"limit must be a non-negative integer, got {plain(limit)}")
     archive = "Test.zip" if split == "test" else "Train.zip"
     folder = require_files(registry.NMNIST, data_dir, download, names=(archive,))
     root = folder / registry.NMNIST.file(archive).unpacks_to
