@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from astrosnn.errors import AstrosnnError
+from astrosnn.nalsm.model import NALSM
 from astrosnn.runinfo import atomic_write_json, load_json, load_tensors, save_tensors
-
-if TYPE_CHECKING:
-    from astrosnn.nalsm.model import NALSM
 
 FORMAT = "astrosnn-nalsm-run-checkpoint-1"
 STATE = "state.json"
@@ -94,8 +93,6 @@ class RunCheckpoint:
 
     def load_liquid(self, model: NALSM) -> None:
         """Put the saved phase-1 liquid into ``model`` (a fresh NALSM with the run's config)."""
-        from astrosnn.nalsm.model import NALSM
-
         saved = NALSM.load(self.folder, backend=model.backend)
         model.network, model.weights = saved.network, saved.weights
         model.n_inputs, model.input_kind, model.rate_max = saved.n_inputs, saved.input_kind, saved.rate_max
@@ -142,8 +139,6 @@ class RunCheckpoint:
 def checkpointed_features(model: NALSM, X: Any, split: str, ckpt: RunCheckpoint, every: int) -> np.ndarray:
     """Phase-2 features of ``X`` (as :meth:`NALSM.transform` with ``salt=split``), saved to ``ckpt`` every
     ``every`` batches and continued from what it already holds. Sets ``model.timings[f"phase2_{split}_s"]``."""
-    import time
-
     parts, first = ckpt.chunks(split)
     pending: list[np.ndarray] = []
     chunk_start, t0 = first, time.perf_counter()
