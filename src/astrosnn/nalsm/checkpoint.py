@@ -41,6 +41,15 @@ def _differences(saved: Any, given: Any, prefix: str = "") -> list[str]:
     return [] if saved == given else [prefix.rstrip(".")]
 
 
+class CheckpointExists(AstrosnnError):
+    """A fresh run would overwrite the checkpoint of an interrupted one."""
+
+    def __init__(self, folder: Path, how: str = "resume it (resume=True)"):
+        super().__init__(f"{folder} holds the checkpoint of an interrupted run: {how}, or delete that folder "
+                         "to start over")
+        self.folder = folder
+
+
 class RunCheckpoint:
     """The checkpoint folder of one run, identified by a JSON-able ``fingerprint``."""
 
@@ -55,8 +64,7 @@ class RunCheckpoint:
         """A new checkpoint; refuses to overwrite the checkpoint of an interrupted run (hours of work)."""
         folder = Path(folder)
         if (folder / STATE).is_file():
-            raise AstrosnnError(f"{folder} holds the checkpoint of an interrupted run: add --resume to continue "
-                                "it, or delete that folder to start over")  # fmt: skip
+            raise CheckpointExists(folder)
         ckpt = cls(folder, fingerprint)
         ckpt.remove()  # leftovers without a state file
         return ckpt
