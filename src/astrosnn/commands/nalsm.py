@@ -20,13 +20,7 @@ from astrosnn.nalsm.config import (
     ProtocolConfig,
     ReadoutConfig,
 )
-from astrosnn.nalsm.params import (
-    ASTRO_REFERENCE_NEURONS,
-    LiquidConfig,
-    grid_for_neurons,
-    parse_grid,
-)
-from astrosnn.nalsm.run import (
+from astrosnn.nalsm.job import (
     DATASETS,
     DEFAULT_PRESET,
     DIGITS_PRESET,
@@ -35,6 +29,12 @@ from astrosnn.nalsm.run import (
     default_preset,
     run,
     summary_line,
+)
+from astrosnn.nalsm.params import (
+    ASTRO_REFERENCE_NEURONS,
+    LiquidConfig,
+    grid_for_neurons,
+    parse_grid,
 )
 
 # the library's defaults, quoted in the help texts

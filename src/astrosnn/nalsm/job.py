@@ -1,7 +1,7 @@
 """The `astrosnn nalsm train` job as a library function: data splits, phase 1, phase-2 features (checkpointed,
 resumable), readout, branching factor, optional kernel quality, model files, plots and metrics.json.
 
-    from astrosnn.nalsm.run import RunConfig, run
+    from astrosnn.nalsm.job import RunConfig, run
     from astrosnn.nalsm.config import NALSMConfig
     metrics = run(RunConfig(NALSMConfig.from_preset("nalsm-digits")), "runs/demo")
 
