@@ -36,14 +36,15 @@ def main() -> None:
     images = load_images("mnist", "train", data_dir=args.data_dir, limit=n1 + args.bf_samples)
     probs, _ = rate_probabilities(images.images)
     gen = torch.Generator().manual_seed(args.seed)
-    net = build_network(tuple(int(g) for g in args.grid.split("x")), 784, seed=args.seed)
+    grid = tuple(int(g) for g in args.grid.split("x"))
+    net = build_network(grid, 784, seed=args.seed)
     test = bernoulli_spikes(probs[n1:], 250, gen)
     phase1 = bernoulli_spikes(probs[:n1], 20, gen)
     recurrent = torch.from_numpy(net.pre_kind != PRE_INPUT)
     print("| variant | BF | liquid rate (spikes/neuron/ms) | mean recurrent abs(w) | wall s |\n|---|---|---|---|---|")
     for name, rule, magnitude in [("nalsm", "astro", 3.0), ("lsm-stdp", "stdp", 3.0), ("lsm w = 0.8", "none", 0.8),
                                   ("lsm w = 3", "none", 3.0)]:
-        liquid = net.with_weight_magnitude(magnitude)
+        liquid = build_network(grid, 784, seed=args.seed, weight_magnitude=magnitude)
         cfg = PlasticityConfig(rule=rule, seed=args.seed)
         t0 = time.perf_counter()
         w = (run_phase1(liquid, phase1, cfg, progress=False, backend=args.backend) if rule != "none"

@@ -6,11 +6,18 @@ import math
 
 import torch
 
-from astrosnn.core.lif import LIFParams, kernel_table, lif_fire, lif_init, lif_integrate, lif_step
+from astrosnn.core.lif import (
+    LIFParams,
+    lif_fire,
+    lif_init,
+    lif_integrate,
+    lif_step,
+    synaptic_response_table,
+)
 
 
-def test_kernel_table_is_exp_minus_k():
-    table = kernel_table()
+def test_synaptic_response_table_is_exp_minus_k():
+    table = synaptic_response_table()
     assert table.shape == (101,)
     assert table[0] == 1.0
     assert math.isclose(float(table[1]), math.exp(-1), rel_tol=1e-7)
@@ -56,7 +63,7 @@ def test_reset_to_zero_and_leak():
 
 def test_spike_reaches_target_same_step_and_decays_by_e():
     # neuron 0 -> neuron 1 with weight w; neuron 0 is pushed over threshold
-    table = kernel_table()
+    table = synaptic_response_table()
     pre, post = torch.tensor([0]), torch.tensor([1])
     w = torch.tensor([[19.0]])
     state = lif_init(1, 2)._replace(v=torch.tensor([[25.0, 0.0]]))

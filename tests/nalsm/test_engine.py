@@ -10,8 +10,8 @@ import torch
 
 from astrosnn.errors import AstrosnnError
 from astrosnn.nalsm.engine import (
-    BACKENDS,
     PlasticityConfig,
+    available_backends,
     extract_features,
     run_phase1,
     simulate,
@@ -37,7 +37,7 @@ def _chain():
     return pre, post
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", available_backends())
 def test_spike_reaches_target_within_the_step_and_fires_next(backend):
     pre, post = _chain()
     net = network_from_synapses(pre, post, [2.9] * 7 + [25.0], n_exc=2, n_input=7)
@@ -49,7 +49,7 @@ def test_spike_reaches_target_within_the_step_and_fires_next(backend):
     assert res.counts[0].tolist() == [1.0, 1.0]
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", available_backends())
 def test_kernel_tail_counts(backend):
     # a 19-weight synapse does not fire the target at t+1 but its exp(-1) tail does at t+2
     pre, post = _chain()
@@ -58,7 +58,7 @@ def test_kernel_tail_counts(backend):
     assert np.nonzero(res.spikes[0, :, 1].numpy())[0].tolist() == [4]
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", available_backends())
 def test_input_neuron_refractory(backend):
     # an input bit every ms: the input neuron fires at 1, then every 3 ms (2-ms refractoriness)
     net = network_from_synapses([1], [0], [1.0], n_exc=1, n_input=1)
@@ -68,7 +68,7 @@ def test_input_neuron_refractory(backend):
 
 
 @pytest.mark.parametrize("decay", [1.0, 0.99])
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", available_backends())
 def test_stdp_input_synapse_potentiation_with_decay(backend, decay):
     # inputs fire at 1, liquid 0 at 2: causal pairing on the 7 input synapses, dw = eta(t=2) * x_pre
     net = network_from_synapses(list(range(1, 8)), [0] * 7, [2.9] * 7, n_exc=1, n_input=7)
@@ -80,7 +80,7 @@ def test_stdp_input_synapse_potentiation_with_decay(backend, decay):
 
 
 @pytest.mark.parametrize("rule", ["stdp", "astro"])
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", available_backends())
 def test_acausal_depression_rate_per_rule(backend, rule):
     # liquid 1 fires at 2 (inputs 2..8 at t=0), liquid 0 fires at 3 (inputs 9..15 at t=1):
     # E synapse 0 -> 1 sees an acausal pairing at 3: dw = -depression(3) * x_1
@@ -102,7 +102,7 @@ def test_acausal_depression_rate_per_rule(backend, rule):
     assert res.weights[0, torch.from_numpy(into0)].tolist() == pytest.approx([2.9 + 0.15 * D * A] * 7, abs=1e-6)
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", available_backends())
 def test_astrocyte_trace_on_a_silent_net_with_phase2_decay(backend):
     net = network_from_synapses([1], [0], [1.0], n_exc=1, n_input=1)
     cfg = PlasticityConfig(rule="astro").phase2()
@@ -116,7 +116,7 @@ def test_astrocyte_trace_on_a_silent_net_with_phase2_decay(backend):
     assert res.astro[0].tolist() == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", available_backends())
 def test_astrocyte_counts_liquid_minus_input(backend):
     # input 1 fires at 1 (bit at 0), liquid 0 fires at 2 (w 25 is not a legal input weight, set it anyway)
     net = network_from_synapses([1], [0], [25.0], n_exc=1, n_input=1)

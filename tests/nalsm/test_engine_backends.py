@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from astrosnn.nalsm.engine import (
-    BACKENDS,
     PlasticityConfig,
+    available_backends,
     extract_features,
     run_phase1,
     simulate,
 )
 from astrosnn.nalsm.topology import Network, build_network
 
-pytestmark = pytest.mark.skipif("fast" not in BACKENDS, reason="numba backend not available")
+pytestmark = pytest.mark.skipif("fast" not in available_backends(), reason="numba backend not available")
 
 
 def _inputs(batch: int, steps: int, n_in: int, p: float, seed: int) -> torch.Tensor:
@@ -36,7 +36,7 @@ def _same(a, b) -> None:
     [("astro", 1.0, 1.0, 3.0), ("astro", 0.99, 0.4, 3.0), ("stdp", 0.99, 1.0, 3.0), ("none", 1.0, 1.0, 1.1)],
 )
 def test_identical_to_reference(rule, decay, rho, magnitude):
-    net = build_network((6, 5, 5), 40, seed=3).with_weight_magnitude(magnitude)
+    net = build_network((6, 5, 5), 40, seed=3, weight_magnitude=magnitude)
     x = _inputs(3, 120, 40, 0.12, seed=4)
     cfg = PlasticityConfig(rule=rule, rate_decay=decay, astro_density=rho, seed=5)
     ref = simulate(net, x, cfg, backend="reference")

@@ -83,7 +83,7 @@ def test_weights_signs_and_clip_ranges(net1000):
     assert np.all(low[kind == PRE_INH] == -3) and np.all(high[kind == PRE_INH] == 0)
     assert np.all(low[kind == PRE_INPUT] == -3) and np.all(high[kind == PRE_INPUT] == 3)
     assert np.all((w >= low) & (w <= high))
-    lsm = net.with_weight_magnitude(0.8)
+    lsm = build_network((10, 10, 10), 784, seed=0, weight_magnitude=0.8)  # the lsm's |w|: same graph, same signs
     assert np.array_equal(np.sign(lsm.weight), np.sign(w)) and np.all(np.abs(lsm.weight) == np.float32(0.8))
 
 

@@ -20,6 +20,8 @@ from astrosnn.errors import AstrosnnError
 
 
 class AstrocyteParams(NamedTuple):
+    """The LIM astrocyte's constants; the defaults are the paper's (weight: for a 1000-neuron liquid)."""
+
     tau: float = 100.0
     weight: float = 0.015
     bias: float = 0.15
@@ -47,7 +49,7 @@ def astrocyte_step(
     state: AstrocyteState,
     liquid_count: torch.Tensor,
     input_count: torch.Tensor,
-    tau: float = 100.0,
+    tau: float = DEFAULT_ASTROCYTE.tau,
 ) -> AstrocyteState:
     """One ms of the leaky integrator; counts are (B,) numbers of spikes the astrocyte sees."""
     drive = (liquid_count - input_count).to(state.value.dtype)

@@ -1,4 +1,6 @@
-"""Current-based LIF neuron with a 2-ms refractory period and the most-recent-spike synaptic kernel.
+"""The NALSM liquid's LIF neuron: current-based, 2-ms refractory period, most-recent-spike synaptic response.
+
+(Not the AstroSNN language model's neuron, which lives in `astrosnn.lm`; the names here serve the liquid.)
 
 A pure step split in two halves so that the caller can compute the synaptic current between them,
 exactly in NALSM's per-millisecond order (spec nalsm.md §1.1):
@@ -8,12 +10,11 @@ exactly in NALSM's per-millisecond order (spec nalsm.md §1.1):
     7) refractory: spikers 2, others decrement to 0
 
 `delta_j` is the number of ms since pre neuron j's most recent spike (tau_u = 1 ms), so a spike at step t
-drives its targets within step t (kernel 1) and can make them fire at t+1.
+drives its targets within step t (response 1) and can make them fire at t+1.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -38,7 +39,7 @@ class LIFState(NamedTuple):
     delta: torch.Tensor  # (B, M) int64, ms since the most recent spike (clipped to delta_max)
 
 
-def kernel_table(params: LIFParams = DEFAULT_LIF, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def synaptic_response_table(params: LIFParams = DEFAULT_LIF, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """exp(-k) for k = 0..delta_max, computed once in float64 so every backend uses the same numbers.
 
     Values below the smallest normal float32 (k >= 88) are stored as exactly 0: they change v by less than
@@ -59,7 +60,7 @@ def lif_init(batch: int, n: int, params: LIFParams = DEFAULT_LIF, dtype: torch.d
 
 
 def lif_fire(state: LIFState, params: LIFParams = DEFAULT_LIF) -> tuple[torch.Tensor, LIFState]:
-    """Steps 1, 2, 4: detect spikes, reset their v, restart their kernel. Returns (S bool, state)."""
+    """Steps 1, 2, 4: detect spikes, reset their v, restart their synaptic response. Returns (S bool, state)."""
     spikes = (state.v >= params.v_thr) & (state.refractory == 0)
     v = state.v.masked_fill(spikes, params.v_reset)
     delta = state.delta.masked_fill(spikes, 0)
@@ -72,7 +73,7 @@ def lif_integrate(
     current: torch.Tensor,
     params: LIFParams = DEFAULT_LIF,
 ) -> LIFState:
-    """Steps 5-7: leak + input current (synaptic and external), advance kernels, refractory counters."""
+    """Steps 5-7: leak + input current (synaptic and external), advance delta, refractory counters."""
     v = state.v - state.v / params.tau_v + current
     delta = (state.delta + 1).clamp_(max=params.delta_max)
     refractory = torch.where(
@@ -85,17 +86,17 @@ def lif_integrate(
 
 def synaptic_current(
     weights: torch.Tensor,
-    kernel: torch.Tensor,
+    response: torch.Tensor,
     pre: torch.Tensor,
     post: torch.Tensor,
     n: int,
 ) -> torch.Tensor:
-    """sum_j W_ij * kernel_j over a COO synapse list: weights (B, S), kernel (B, M) -> (B, n).
+    """sum_j W_ij * response_j over a COO synapse list: weights (B, S), response (B, M) -> (B, n).
 
     Sums run in synapse order (index_add_), which the fast backend mirrors for identical results.
     """
     out = torch.zeros(weights.shape[0], n, dtype=weights.dtype)
-    return out.index_add_(1, post, weights * kernel.index_select(1, pre))
+    return out.index_add_(1, post, weights * response.index_select(1, pre))
 
 
 def lif_step(
@@ -111,8 +112,3 @@ def lif_step(
     spikes, state = lif_fire(state, params)
     current = synaptic_current(weights, table[state.delta], pre, post, state.v.shape[1]) + external
     return spikes, lif_integrate(state, spikes, current, params)
-
-
-def trace_decay_for(tau_ms: float) -> float:
-    """Per-ms multiplier of a trace with time constant tau_ms."""
-    return math.exp(-1.0 / tau_ms)

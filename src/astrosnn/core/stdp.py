@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import torch
 
-PRE_EXC, PRE_INH, PRE_INPUT = 0, 1, 2
-
 
 def stdp_delta(
     spikes: torch.Tensor,

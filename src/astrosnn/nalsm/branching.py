@@ -73,5 +73,9 @@ def branching_factor(
 ) -> float:
     """The paper's branching factor: mean over samples of branching_factor_per_sample (NaN samples skipped;
     NaN if no sample has an event)."""
-    per = branching_factor_per_sample(spikes, network, window=window, delta=delta)
-    return float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")
+    return mean_branching_factor(branching_factor_per_sample(spikes, network, window=window, delta=delta))
+
+
+def mean_branching_factor(per_sample: np.ndarray) -> float:
+    """Mean over samples, NaN samples skipped; NaN if no sample has an event."""
+    return float(np.nanmean(per_sample)) if np.isfinite(per_sample).any() else float("nan")

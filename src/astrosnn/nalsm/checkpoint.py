@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from astrosnn.errors import AstrosnnError
+from astrosnn.nalsm.model import NALSM
 from astrosnn.runinfo import atomic_write_json, load_json, load_tensors, save_tensors
-
-if TYPE_CHECKING:
-    from astrosnn.nalsm.model import NALSM
 
 FORMAT = "astrosnn-nalsm-run-checkpoint-1"
 STATE = "state.json"
@@ -40,6 +39,15 @@ def _differences(saved: Any, given: Any, prefix: str = "") -> list[str]:
             out += _differences(saved.get(key), given.get(key), f"{prefix}{key}.")
         return out
     return [] if saved == given else [prefix.rstrip(".")]
+
+
+class CheckpointExists(AstrosnnError):
+    """A fresh run would overwrite the checkpoint of an interrupted one."""
+
+    def __init__(self, folder: Path, how: str = "resume it (resume=True)"):
+        super().__init__(f"{folder} holds the checkpoint of an interrupted run: {how}, or delete that folder "
+                         "to start over")
+        self.folder = folder
 
 
 class RunCheckpoint:
@@ -56,8 +64,7 @@ class RunCheckpoint:
         """A new checkpoint; refuses to overwrite the checkpoint of an interrupted run (hours of work)."""
         folder = Path(folder)
         if (folder / STATE).is_file():
-            raise AstrosnnError(f"{folder} holds the checkpoint of an interrupted run: add --resume to continue "
-                                "it, or delete that folder to start over")  # fmt: skip
+            raise CheckpointExists(folder)
         ckpt = cls(folder, fingerprint)
         ckpt.remove()  # leftovers without a state file
         return ckpt
@@ -94,8 +101,6 @@ class RunCheckpoint:
 
     def load_liquid(self, model: NALSM) -> None:
         """Put the saved phase-1 liquid into ``model`` (a fresh NALSM with the run's config)."""
-        from astrosnn.nalsm.model import NALSM
-
         saved = NALSM.load(self.folder, backend=model.backend)
         model.network, model.weights = saved.network, saved.weights
         model.n_inputs, model.input_kind, model.rate_max = saved.n_inputs, saved.input_kind, saved.rate_max
@@ -142,8 +147,6 @@ class RunCheckpoint:
 def checkpointed_features(model: NALSM, X: Any, split: str, ckpt: RunCheckpoint, every: int) -> np.ndarray:
     """Phase-2 features of ``X`` (as :meth:`NALSM.transform` with ``salt=split``), saved to ``ckpt`` every
     ``every`` batches and continued from what it already holds. Sets ``model.timings[f"phase2_{split}_s"]``."""
-    import time
-
     parts, first = ckpt.chunks(split)
     pending: list[np.ndarray] = []
     chunk_start, t0 = first, time.perf_counter()

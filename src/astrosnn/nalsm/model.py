@@ -11,6 +11,7 @@ boolean spike trains (N, T, D); or a list of N-MNIST event arrays (fields x, y, 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -19,10 +20,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from astrosnn.data.encoders import CHANNELS, bernoulli_spikes, bin_events, rate_probabilities
 from astrosnn.errors import AstrosnnError
+from astrosnn.nalsm.backends import AUTO, resolve_backend
+from astrosnn.nalsm.branching import branching_factor_per_sample, mean_branching_factor
 from astrosnn.nalsm.config import NALSMConfig
+from astrosnn.nalsm.engine import extract_features, run_phase1
+from astrosnn.nalsm.params import PlasticityConfig, SimulationResult
 from astrosnn.nalsm.readout import Readout, train_readout
+from astrosnn.nalsm.topology import Network, build_network
+from astrosnn.runinfo import atomic_write_json, load_json, load_tensors, save_tensors, versions
 
 MODEL_FORMAT = "astrosnn.nalsm.model/1"
 EVENT_SPAN_MS = 300  # N-MNIST recordings; phase-1 windows start uniformly in [1, 278] as in the authors' code
@@ -46,8 +55,6 @@ def _input_kind(X: Any) -> str:
 
 def _n_inputs(X: Any, kind: str) -> int:
     if kind == "events":
-        from astrosnn.data.encoders import CHANNELS
-
         return CHANNELS
     arr = X if isinstance(X, torch.Tensor) else np.asarray(X)
     return int(arr.shape[2]) if kind == "spikes" else int(np.prod(arr.shape[1:]))
@@ -79,8 +86,6 @@ class _Phase1Samples(Sequence):
         steps = self.model.config.protocol.phase1_ms
         gen = torch.Generator().manual_seed(_seed(self.model.config.seed, "phase1", i))
         if self.kind == "events":
-            from astrosnn.data.encoders import bin_events
-
             start = int(self.rng.integers(1, max(2, EVENT_SPAN_MS - steps - 1)))
             return bin_events([self.X[idx]], steps=steps, start_ms=start)[0]
         if self.kind == "spikes":
@@ -100,17 +105,11 @@ class NALSM:
     backend: engine backend name ("fast" when available, else "reference"; both give identical spikes).
     """
 
-    def __init__(self, config: NALSMConfig | None = None, *, backend: str = "auto", progress: bool = False):
-        from astrosnn.nalsm.engine import BACKENDS
-
+    def __init__(self, config: NALSMConfig | None = None, *, backend: str = AUTO, progress: bool = False):
         self.config = config or NALSMConfig()
-        if backend == "auto":
-            backend = "fast" if "fast" in BACKENDS else "reference"
-        if backend not in BACKENDS:
-            raise AstrosnnError(f"unknown engine backend {backend!r}; choose from {', '.join(BACKENDS)}")
-        self.backend = backend
+        self.backend = resolve_backend(backend)
         self.progress = progress
-        self.network = None  # astrosnn.nalsm.topology.Network (initial weights)
+        self.network: Network | None = None  # the topology with its initial weights
         self.weights: torch.Tensor | None = None  # (S,) liquid weights after phase 1
         self.readout: Readout | None = None
         self.n_inputs: int | None = None
@@ -121,7 +120,7 @@ class NALSM:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_preset(cls, name: str, n_inputs: int | None = None, *, backend: str = "auto",
+    def from_preset(cls, name: str, n_inputs: int | None = None, *, backend: str = AUTO,
                     progress: bool = False, **changes: Any) -> NALSM:
         """A preset (`nalsm1000`, `nalsm8000`, `lsm1000`, `lsm-stdp1000`, ...); keyword changes use '__'
         for '.', e.g. ``NALSM.from_preset("nalsm1000", liquid__grid=(5, 5, 5), seed=2)``."""
@@ -132,8 +131,6 @@ class NALSM:
 
     def build(self, n_inputs: int) -> NALSM:
         """Build the liquid topology for `n_inputs` input channels (seeded by config.seed)."""
-        from astrosnn.nalsm.topology import build_network
-
         if isinstance(n_inputs, bool) or not isinstance(n_inputs, int | np.integer) or n_inputs < 1:
             raise AstrosnnError(f"n_inputs must be a positive integer, got {n_inputs!r}")
         lc = self.config.liquid
@@ -146,21 +143,14 @@ class NALSM:
         self.weights = torch.from_numpy(np.asarray(self.network.weight, dtype=np.float32)).clone()
         return self
 
-    def plasticity(self, phase: int):
-        """The engine's PlasticityConfig for phase 1 (no decay) or phase 2 (x phase2_decay per ms)."""
-        from astrosnn.nalsm.engine import PlasticityConfig
-
-        p = self.config.plasticity
-        return PlasticityConfig(
-            rule=self.config.rule, eta_p=p.eta_p, trace_a=p.trace_a, trace_decay=p.trace_decay,
-            astro_tau=p.astro_tau, astro_bias=p.astro_bias, astro_init=p.astro_init,
-            astro_weight=self.config.astro_weight, astro_density=p.astro_density,
-            rate_decay=1.0 if phase == 1 else p.phase2_decay, seed=self.config.seed)
+    def plasticity(self, phase: int) -> PlasticityConfig:
+        """The engine settings for phase 1 (no decay) or phase 2 (x phase2_decay per ms): the config's own
+        plasticity section, whose rule and seed follow the variant and the run's seed."""
+        p = self.config.plasticity.resolved(self.config.liquid.n_neurons)
+        return p if phase == 1 else p.phase2()
 
     # ------------------------------------------------------------------ encoding
     def _encode_images(self, images: Any, steps: int, generator: torch.Generator) -> torch.Tensor:
-        from astrosnn.data.encoders import bernoulli_spikes, rate_probabilities
-
         probs, _ = rate_probabilities(np.asarray(images), global_max=self.rate_max)
         return bernoulli_spikes(probs, steps, generator)
 
@@ -168,8 +158,6 @@ class NALSM:
         """Samples [start, stop) of X as bool spikes (B, phase2_ms, n_in)."""
         steps = self.config.protocol.phase2_ms
         if kind == "events":
-            from astrosnn.data.encoders import bin_events
-
             return bin_events(list(X[start:stop]), steps=steps)
         if kind == "spikes":
             x = torch.as_tensor(X[start:stop])
@@ -188,16 +176,12 @@ class NALSM:
     # ------------------------------------------------------------------ phases
     def initialize(self, X: Any) -> NALSM:
         """Build the liquid (if needed) and run phase 1 on `protocol.phase1_samples` random samples of X."""
-        from astrosnn.nalsm.engine import run_phase1
-
         kind = _input_kind(X)
         if self.network is None:
             self.build(_n_inputs(X, kind))
         self._check_input(X)
         self.input_kind = kind
         if kind == "images":
-            from astrosnn.data.encoders import rate_probabilities
-
             _, self.rate_max = rate_probabilities(np.asarray(X))
         n1 = self.config.protocol.phase1_samples if self.config.rule != "none" else 0
         t0 = time.perf_counter()
@@ -217,14 +201,10 @@ class NALSM:
 
     def simulate(self, X: Any, *, record: bool = False, salt: str = "transform", desc: str = "phase 2",
                  first: int = 0):
-        """Phase 2 on the samples of X from `first` on, in batches; yields the engine's SimResult per batch.
+        """Phase 2 on the samples of X from `first` on, in batches; yields the engine's SimulationResult per batch.
 
         Batches are independent and seeded by their first sample, so `first` (a multiple of the batch size)
         continues an interrupted pass with the same results."""
-        from tqdm.auto import tqdm
-
-        from astrosnn.nalsm.engine import extract_features
-
         self._require()
         kind = self._check_input(X)
         bs = self.config.protocol.batch_size
@@ -250,7 +230,7 @@ class NALSM:
 
     def record(self, X: Any, n: int | None = None, *, salt: str = "record"):
         """Full rasters (B, T, N + n_in) and astrocyte traces of `n` evenly spaced samples of X (the paper's
-        round(len * k / n)); returns the engine's SimResult."""
+        round(len * k / n)); returns the engine's SimulationResult."""
         n = self.config.protocol.bf_samples if n is None else n
         n = max(1, min(int(n), len(X)))
         idx = sorted({min(len(X) - 1, round(len(X) * k / n)) for k in range(n)})
@@ -261,17 +241,17 @@ class NALSM:
             results = list(self.simulate(subset, record=True, salt=salt))
         finally:
             self.progress = old
-        from astrosnn.nalsm.engine import SimResult
-
-        return SimResult(spikes=torch.cat([r.spikes for r in results]), counts=torch.cat([r.counts for r in results]),
+        return SimulationResult(spikes=torch.cat([r.spikes for r in results]), counts=torch.cat([r.counts for r in results]),
                          weights=torch.cat([r.weights for r in results]), astro=torch.cat([r.astro for r in results]))
 
     def branching_factor(self, X: Any, n: int | None = None) -> tuple[float, np.ndarray]:
         """The paper's branching factor (mean, per-sample) over `n` evenly spaced samples of X."""
-        from astrosnn.nalsm.branching import branching_factor_per_sample
+        return self.branching_factor_of(self.record(X, n))
 
-        per = branching_factor_per_sample(self.record(X, n).spikes, self.network, window=self.bf_window)
-        return (float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")), per
+    def branching_factor_of(self, recorded: SimulationResult) -> tuple[float, np.ndarray]:
+        """(mean, per-sample) branching factor of rasters from `record`, over `bf_window`."""
+        per = branching_factor_per_sample(recorded.spikes, self.network, window=self.bf_window)
+        return mean_branching_factor(per), per
 
     @property
     def bf_window(self) -> tuple[int, int]:
@@ -327,10 +307,6 @@ class NALSM:
     def save(self, folder: str | Path) -> Path:
         """config.json, model.json, liquid.safetensors/.json (topology with the phase-1 weights),
         readout.safetensors; all atomic, no pickle."""
-        import json
-
-        from astrosnn.runinfo import atomic_write_json, save_tensors, versions
-
         self._require()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -347,10 +323,7 @@ class NALSM:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, *, backend: str = "auto", progress: bool = False) -> NALSM:
-        from astrosnn.nalsm.topology import Network
-        from astrosnn.runinfo import load_json, load_tensors
-
+    def load(cls, folder: str | Path, *, backend: str = AUTO, progress: bool = False) -> NALSM:
         folder = Path(folder)
         meta = load_json(folder / "model.json")
         if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:

@@ -7,18 +7,22 @@ then input->liquid. The order fixes the summation order of synaptic input in eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from astrosnn.errors import AstrosnnError
+from astrosnn.nalsm.params import WEIGHT_CLIP, LiquidConfig
 from astrosnn.runinfo import atomic_write_json, load_json, load_tensors, save_tensors
 
-PRE_EXC, PRE_INH, PRE_INPUT = 0, 1, 2
+PRE_EXC, PRE_INH, PRE_INPUT = 0, 1, 2  # the kinds of presynaptic neuron (Network.pre_kind)
 FORMAT = "astrosnn.nalsm.network/1"
+_LIQUID = LiquidConfig()  # build_network's defaults
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Network:
     weight: np.ndarray  # float32 (S,)
     pre_kind: np.ndarray  # int8 (S,): 0 exc, 1 inh, 2 input
     params: dict[str, Any] = field(default_factory=dict)  # how it was built (seed, lam, C, ...)
+    _memo: dict[str, tuple] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def n_liquid(self) -> int:
@@ -51,11 +56,16 @@ class Network:
     def n_recurrent(self) -> int:
         return int(np.count_nonzero(self.pre_kind != PRE_INPUT))
 
-    def with_weight_magnitude(self, magnitude: float) -> Network:
-        """A copy with every weight set to +-magnitude, keeping its sign (the LSM baseline's w)."""
-        weight = (np.sign(self.weight) * np.float32(magnitude)).astype(np.float32)
-        return Network(self.grid, self.positions, self.n_exc, self.n_inh, self.n_input,
-                       self.pre, self.post, weight, self.pre_kind, dict(self.params))
+    def memo(self, key: str, compute: Callable[[Network], T]) -> T:
+        """`compute(self)`, computed once per network and kept on it (e.g. a backend's synapse layout).
+
+        Recomputed when `pre`, `post` or `pre_kind` is replaced by another array (not on in-place edits)."""
+        arrays = (self.pre, self.post, self.pre_kind)
+        hit = self._memo.get(key)
+        if hit is None or any(a is not b for a, b in zip(hit[0], arrays, strict=True)):
+            hit = (arrays, compute(self))
+            self._memo[key] = hit
+        return hit[1]
 
     def save(self, path: str | Path) -> Path:
         """Write `network.safetensors` + `network.json` into a folder (or `X.safetensors` + `X.json`)."""
@@ -124,21 +134,21 @@ def _check_grid(grid: tuple[int, ...]) -> tuple[int, int, int]:
 
 
 def build_network(
-    grid: tuple[int, int, int] = (10, 10, 10),
+    grid: tuple[int, int, int] = _LIQUID.grid,
     n_inputs: int = 784,
     seed: int = 0,
     *,
-    lam: float = 3.0,
-    c_ee: float = 0.2,
-    c_ei: float = 0.1,
-    c_ie: float = 0.3,
-    c_ii: float = 0.05,
-    input_density: float = 0.15,
-    weight_magnitude: float = 3.0,
+    lam: float = _LIQUID.lam,
+    c_ee: float = _LIQUID.c_ee,
+    c_ei: float = _LIQUID.c_ei,
+    c_ie: float = _LIQUID.c_ie,
+    c_ii: float = _LIQUID.c_ii,
+    input_density: float = _LIQUID.input_density,
+    weight_magnitude: float = _LIQUID.weight_magnitude,
     exc_fraction: float = 0.8,
     chunk: int = 1024,
 ) -> Network:
-    """Build a liquid (vectorised, seeded).
+    """Build a liquid (vectorised, seeded); the defaults are `params.LiquidConfig`'s.
 
     c_ee: post E <- pre E, c_ei: post I <- pre E, c_ie: post E <- pre I, c_ii: post I <- pre I.
     Random draws, in order: grid permutation, one uniform per (post, pre) pair in post-major order,
@@ -235,15 +245,15 @@ def network_from_synapses(
     return net
 
 
-def block_bounds(magnitude: float | None = None) -> np.ndarray:
-    """(3, 2) float32 [low, high] per presynaptic kind: E [0, m], I [-m, 0], input [-m, m]; m = 3 by default."""
-    m = np.float32(3.0 if magnitude is None else magnitude)
-    return np.array([[0.0, m], [-m, 0.0], [-m, m]], dtype=np.float32)
+def block_bounds() -> np.ndarray:
+    """(3, 2) float32 [low, high] per presynaptic kind: E [0, c], I [-c, 0], input [-c, c]; c = WEIGHT_CLIP."""
+    c = np.float32(WEIGHT_CLIP)
+    return np.array([[0.0, c], [-c, 0.0], [-c, c]], dtype=np.float32)
 
 
-def clip_bounds(network: Network, magnitude: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def clip_bounds(network: Network) -> tuple[np.ndarray, np.ndarray]:
     """Per-synapse (low, high) from `block_bounds` (E-pre [0,3], I-pre [-3,0], input [-3,3])."""
-    bounds = block_bounds(magnitude)[network.pre_kind.astype(np.intp)]
+    bounds = block_bounds()[network.pre_kind.astype(np.intp)]
     return np.ascontiguousarray(bounds[:, 0]), np.ascontiguousarray(bounds[:, 1])
 
 

@@ -1,0 +1,215 @@
+"""The `astrosnn nalsm train` job as a library function: data splits, phase 1, phase-2 features (checkpointed,
+resumable), readout, branching factor, optional kernel quality, model files, plots and metrics.json.
+
+    from astrosnn.nalsm.job import RunConfig, run
+    from astrosnn.nalsm.config import NALSMConfig
+    metrics = run(RunConfig(NALSMConfig.from_preset("nalsm-digits")), "runs/demo")
+
+The command line (`astrosnn.commands.nalsm`) only parses options into a `RunConfig`, calls `run` and prints
+`summary_line(metrics, out_dir)`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from astrosnn.data.images import load_images
+from astrosnn.data.nmnist import load_nmnist
+from astrosnn.errors import AstrosnnError
+from astrosnn.nalsm.backends import AUTO
+from astrosnn.nalsm.checkpoint import RunCheckpoint, checkpointed_features
+from astrosnn.nalsm.config import NALSMConfig
+from astrosnn.nalsm.kernel_quality import kernel_quality, rate_summary
+from astrosnn.nalsm.model import NALSM
+from astrosnn.nalsm.topology import describe
+from astrosnn.runinfo import atomic_write_json, save_tensors, seed_everything, versions
+from astrosnn.viz.nalsm import (  # imports matplotlib lazily
+    plot_branching,
+    plot_learning_curves,
+    plot_raster,
+)
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "nmnist")
+DIGITS_PRESET = "nalsm-digits"  # the no-option run (embedded 8x8 digits): about 1-2 minutes on 2 cores
+DEFAULT_PRESET = "nalsm1000"  # the paper's NALSM1000, for every other dataset
+PAPER_BRANCHING = {"paper NALSM1000 MNIST": 1.246}  # reference line of the nalsm branching plot
+PLOTS = ("raster.png", "branching.png", "learning_curves.png")
+
+
+def default_preset(dataset: str) -> str:
+    return DIGITS_PRESET if dataset == "digits" else DEFAULT_PRESET
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Interrupted while its checkpoint was being written: `run(..., resume=True)` with the same settings
+    continues it."""
+
+    def __init__(self, out_dir: Path):
+        super().__init__(str(out_dir))
+        self.out_dir = out_dir
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: the model config plus what data to use and what to write."""
+
+    config: NALSMConfig = field(default_factory=lambda: NALSMConfig.from_preset(DIGITS_PRESET))
+    dataset: str = "digits"
+    data_dir: str | None = None  # default $ASTROSNN_DATA or the user cache
+    download: bool = True
+    limit: int | None = None  # first samples of every split
+    val_limit: int | None = None  # default: limit
+    test_limit: int | None = None  # default: limit
+    kernel_quality: int = 0  # test images per class for separation/generalisation ranks (0: skip)
+    backend: str = AUTO
+    threads: int | None = None  # torch threads (default: torch's)
+    save_features: bool = False  # also write features.safetensors
+    plots: bool = True
+    progress: bool = True
+    resume: bool = False  # continue the interrupted run in out_dir from its checkpoint
+    checkpoint_every: int = 20  # phase-2 batches per checkpoint chunk
+    command: str | None = None  # recorded in metrics.json
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise AstrosnnError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
+        if self.kernel_quality and self.dataset == "nmnist":
+            raise AstrosnnError("kernel_quality supports the image datasets only")
+
+    @property
+    def limits(self) -> dict[str, int | None]:
+        return {"train": self.limit, "validation": self.limit if self.val_limit is None else self.val_limit,
+                "test": self.limit if self.test_limit is None else self.test_limit}
+
+
+def load_splits(rc: RunConfig) -> dict[str, Any]:
+    """{"splits": {split: (X, y)} for train / validation / test, "source": ..., "note": ...}."""
+    out, source, note = {}, "", ""
+    for split, limit in rc.limits.items():
+        if rc.dataset == "nmnist":
+            es = load_nmnist(split, rc.data_dir, limit=limit, download=rc.download)
+            out[split], source, note = (es.events, es.labels), es.source, es.note or note
+        else:
+            im = load_images(rc.dataset, split, rc.data_dir, limit=limit, download=rc.download)
+            out[split], source = (im.images, im.labels), im.source
+        if len(out[split][1]) == 0 and split != "validation":
+            raise AstrosnnError(f"{rc.dataset}: the {split} split is empty (check the limits / the data folder)")
+    return {"splits": out, "source": source, "note": note}
+
+
+def run(rc: RunConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Train and evaluate; writes the model, plots and metrics.json into `out_dir` and returns the metrics."""
+    cfg = rc.config
+    t_start = time.perf_counter()
+    if rc.threads:
+        torch.set_num_threads(rc.threads)
+    seed_everything(cfg.seed)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise AstrosnnError(f"output folder {out} exists and is not a folder")
+    t0 = time.perf_counter()
+    data = load_splits(rc)
+    load_s = time.perf_counter() - t0
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (data["splits"][s] for s in ("train", "validation", "test"))
+    has_val = len(y_va) > 0
+    model = NALSM(cfg, backend=rc.backend, progress=rc.progress)
+    fingerprint = {"config": cfg.to_dict(), "dataset": rc.dataset,
+                   "sizes": {"train": len(y_tr), "validation": len(y_va), "test": len(y_te)}}
+    ckpt = (RunCheckpoint.resume if rc.resume else RunCheckpoint.fresh)(out / "checkpoint", fingerprint)
+    try:
+        if ckpt.phase1_done:
+            ckpt.load_liquid(model)
+        else:
+            model.initialize(x_tr)
+            ckpt.save_liquid(model)
+        every = rc.checkpoint_every
+        f_tr = checkpointed_features(model, x_tr, "train", ckpt, every)
+        f_va = checkpointed_features(model, x_va, "val", ckpt, every) if has_val else None
+        f_te = checkpointed_features(model, x_te, "test", ckpt, every)
+    except KeyboardInterrupt:
+        raise RunInterrupted(out) from None
+    model.fit_readout(f_tr, y_tr, f_va, y_va if has_val else None, f_te, y_te)
+    hist = model.readout.history
+    best = hist.best_epoch
+    t0 = time.perf_counter()
+    recorded = model.record(x_te)
+    bf, bf_per = model.branching_factor_of(recorded)
+    bf_s = time.perf_counter() - t0
+    kq = None
+    if rc.kernel_quality:
+        t0 = time.perf_counter()
+        kq = kernel_quality(lambda imgs: model.transform(imgs, salt="kq"), x_te, y_te,
+                            per_class=rc.kernel_quality, seed=cfg.seed).to_dict()
+        kq["wall_s"] = time.perf_counter() - t0
+    model.save(out)
+    if rc.save_features:
+        feats = {"train": (f_tr, y_tr), "validation": (f_va, y_va), "test": (f_te, y_te)}
+        save_tensors(out / "features.safetensors", {
+            f"{k}.{part}": torch.as_tensor(np.asarray(v[i]))
+            for k, v in feats.items() if v[0] is not None for i, part in enumerate(("counts", "labels"))})
+    t0 = time.perf_counter()
+    plots = _plot(model, recorded, bf_per, rc.dataset, out) if rc.plots else []
+    plot_s = time.perf_counter() - t0
+    tm = model.timings
+    p2_s = sum(tm.get(f"phase2_{s}_s", 0.0) for s in ("train", "val", "test"))
+    p2_n = len(f_tr) + (len(f_va) if f_va is not None else 0) + len(f_te)
+    n1 = model.counts.get("phase1_samples", 0)
+
+    def at_best(values: list[float]) -> float | None:
+        return float(values[best]) if values else None
+
+    metrics = {
+        "dataset": rc.dataset, "variant": cfg.variant, "seed": cfg.seed,
+        "test_accuracy": at_best(hist.test_accuracy), "validation_accuracy": at_best(hist.val_accuracy),
+        "train_accuracy": at_best(hist.train_accuracy), "best_epoch": best, "epochs_run": len(hist.train_accuracy),
+        "readout": cfg.readout.method,
+        "branching_factor": bf, "branching_factor_per_sample": [None if np.isnan(v) else float(v) for v in bf_per],
+        "mean_firing_rate_hz": rate_summary(f_tr, cfg.protocol.phase2_ms)["mean_hz"],
+        "firing_rates": {"train": rate_summary(f_tr, cfg.protocol.phase2_ms),
+                         "test": rate_summary(f_te, cfg.protocol.phase2_ms)},
+        "astrocyte_weight": cfg.astro_weight,
+        "kernel_quality": kq,
+        "sizes": {"train": len(y_tr), "validation": len(y_va), "test": len(y_te), "phase1": n1},
+        "wall_time_s": {"load_data": load_s, "build": tm.get("build_s", 0.0), "phase1": tm.get("phase1_s", 0.0),
+                        "phase2_train": tm.get("phase2_train_s", 0.0), "phase2_val": tm.get("phase2_val_s", 0.0),
+                        "phase2_test": tm.get("phase2_test_s", 0.0), "readout": tm.get("readout_s", 0.0),
+                        "branching": bf_s, "plots": plot_s, "total": time.perf_counter() - t_start},
+        "samples_per_s": {"phase1": n1 / tm["phase1_s"] if n1 and tm.get("phase1_s") else None,
+                          "phase2": p2_n / p2_s if p2_s > 0 else None},
+        "network": describe(model.network), "backend": model.backend, "torch_threads": torch.get_num_threads(),
+        "data_source": data["source"], "data_note": data["note"], "plots": plots,
+        "command": rc.command, "config": cfg.to_dict(), "versions": versions(),
+    }
+    metrics["wall_time_s"]["total"] = time.perf_counter() - t_start
+    metrics["resumed"] = rc.resume
+    atomic_write_json(out / "metrics.json", metrics)
+    ckpt.remove()  # everything it held is in the outputs now
+    return metrics
+
+
+def _plot(model: NALSM, recorded, bf_per: np.ndarray, dataset: str, out: Path) -> list[str]:
+    cfg, net = model.config, model.network
+    raster, branching, curves = (out / name for name in PLOTS)
+    plot_raster(recorded.spikes[0], recorded.astro[0], raster, n_exc=net.n_exc, n_liquid=net.n_liquid,
+                title=f"{cfg.variant} on {dataset}: test sample 0")
+    plot_branching(bf_per, branching, references=PAPER_BRANCHING if cfg.variant == "nalsm" else {},
+                   title=f"{cfg.variant} branching factor per test sample")
+    plot_learning_curves(model.readout.history.to_dict(), curves,
+                         title=f"{cfg.variant} readout ({cfg.readout.method})")
+    return list(PLOTS)
+
+
+def summary_line(metrics: dict[str, Any], out_dir: str | Path) -> str:
+    """The one-line result the command prints."""
+    val = metrics["validation_accuracy"]
+    val_txt = f"validation {val:.4f}, " if val is not None else ""
+    return (f"{metrics['variant']} on {metrics['dataset']} ({metrics['network']['n_liquid']} neurons, "
+            f"seed {metrics['seed']}): test accuracy {metrics['test_accuracy']:.4f} ({val_txt}readout epoch "
+            f"{metrics['best_epoch']}); branching factor {metrics['branching_factor']:.3f}; mean rate "
+            f"{metrics['mean_firing_rate_hz']:.1f} Hz; {metrics['wall_time_s']['total']:.1f} s -> {out_dir}")
