@@ -8,7 +8,8 @@ A leaf module: the backends (:mod:`~astrosnn.lm.scan`, :mod:`~astrosnn.lm.scan_n
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -16,7 +17,7 @@ from torch import Tensor
 from astrosnn.core.surrogate import Surrogate
 from astrosnn.errors import AstrosnnError
 
-__all__ = ["LIFScanFn", "RESET_MODES", "check_reset", "is_cpu_float", "reset_code", "reset_mode", "scan_input_grads",
+__all__ = ["LIFScanFn", "RESET_MODES", "check_reset", "fused_backend", "is_cpu_float", "reset_code", "reset_mode", "scan_input_grads",
            "surrogate_constants"]  # fmt: skip
 
 RESET_MODES = ("cut", "uncut", "none")
@@ -42,6 +43,17 @@ class LIFScanFn(Protocol):
 def is_cpu_float(t: Tensor) -> bool:
     """A CPU tensor of float32 or float64 (what the numba kernels take)."""
     return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+
+
+def fused_backend(function: Any, check: Callable[[Tensor], None]) -> LIFScanFn:
+    """A backend from a fused ``torch.autograd.Function`` (inputs as below, the reset as its kernel code) and a
+    check that raises an AstrosnnError for tensors the kernels cannot take."""
+
+    def scan(current, feedback, beta, theta, u0, s0, surrogate, reset="cut"):  # noqa: ANN001, ANN202
+        check(current)
+        return function.apply(current, feedback, beta, theta, u0, s0, surrogate, reset_code(reset))
+
+    return scan
 
 
 def check_reset(reset: str) -> None:

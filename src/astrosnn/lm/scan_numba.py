@@ -14,9 +14,13 @@ import torch
 from numba import njit
 from torch import Tensor
 
-from astrosnn.core.surrogate import Surrogate
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.scan_common import is_cpu_float, reset_code, scan_input_grads, surrogate_constants
+from astrosnn.lm.scan_common import (
+    fused_backend,
+    is_cpu_float,
+    scan_input_grads,
+    surrogate_constants,
+)
 
 __all__ = ["lif_scan_numba"]
 
@@ -194,21 +198,12 @@ class _LIFScanFunction(torch.autograd.Function):
                                 g_beta, g_theta, g_u0, g_s0)  # fmt: skip
 
 
-def lif_scan_numba(
-    current: Tensor,
-    feedback: Tensor | None,
-    beta: Tensor,
-    theta: Tensor,
-    u0: Tensor,
-    s0: Tensor,
-    surrogate: Surrogate,
-    reset: str = "cut",
-) -> tuple[Tensor, Tensor]:
-    """The fused numba scan (CPU, float32/float64). Shapes as in :func:`astrosnn.lm.scan.lif_scan`."""
+def _check_inputs(current: Tensor) -> None:
     if not is_cpu_float(current):
         raise AstrosnnError(
             f"the numba scan needs float32/float64 CPU tensors, got {current.dtype} on {current.device}"
         )
-    return _LIFScanFunction.apply(
-        current, feedback, beta, theta, u0, s0, surrogate, reset_code(reset)
-    )
+
+
+lif_scan_numba = fused_backend(_LIFScanFunction, _check_inputs)
+"""The fused numba scan (CPU, float32/float64); a :class:`~astrosnn.lm.scan_common.LIFScanFn`."""

@@ -18,9 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from astrosnn.core.surrogate import Surrogate
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.scan_common import reset_code, scan_input_grads, surrogate_constants
+from astrosnn.lm.scan_common import fused_backend, scan_input_grads, surrogate_constants
 
 try:  # optional: present with CUDA builds of torch
     import triton
@@ -183,17 +182,7 @@ class _LIFScanTritonFunction(torch.autograd.Function):
                                 g_beta, g_theta, g_u0, g_s0)  # fmt: skip
 
 
-def lif_scan_triton(
-    current: Tensor,
-    feedback: Tensor | None,
-    beta: Tensor,
-    theta: Tensor,
-    u0: Tensor,
-    s0: Tensor,
-    surrogate: Surrogate,
-    reset: str = "cut",
-) -> tuple[Tensor, Tensor]:
-    """The fused Triton scan (CUDA; CPU only under ``TRITON_INTERPRET=1``). See :func:`astrosnn.lm.scan.lif_scan`."""
+def _check_inputs(current: Tensor) -> None:
     if triton is None:
         raise AstrosnnError(
             "the triton scan needs the 'triton' package (it comes with CUDA builds of torch); "
@@ -206,5 +195,8 @@ def lif_scan_triton(
         )
     if current.dtype not in _DTYPES:
         raise AstrosnnError(f"the triton scan needs floating-point tensors, got {current.dtype}")
-    code = reset_code(reset)
-    return _LIFScanTritonFunction.apply(current, feedback, beta, theta, u0, s0, surrogate, code)
+
+
+lif_scan_triton = fused_backend(_LIFScanTritonFunction, _check_inputs)
+"""The fused Triton scan (CUDA; CPU only under ``TRITON_INTERPRET=1``); a
+:class:`~astrosnn.lm.scan_common.LIFScanFn`."""
