@@ -13,8 +13,10 @@ import time
 
 import torch
 
-from astrosnn.lm.factory import MODEL_KINDS, build_model, count_parameters, width_for_parameters
+from astrosnn.lm import build_model, count_parameters, model_kinds, width_for_parameters
 from astrosnn.lm.state import flatten_state
+
+MODEL_KINDS = model_kinds()
 
 
 def state_bytes(state) -> int:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from astrosnn.data.text import load_corpus
-from astrosnn.lm.model import AstroSNNConfig, AstroSNNLM
+from astrosnn.lm import AstroSNNConfig, AstroSNNLM
 from astrosnn.lm.state import detach_state
 from astrosnn.runinfo import seed_everything, versions
 
@@ -81,7 +81,7 @@ def main() -> int:
     valid = torch.as_tensor(corpus.encode(corpus.valid))[: args.valid_tokens + 1]
     base = {"vocab_size": len(corpus.vocab), "width": args.width, "layers": args.layers, "heads": args.heads}
     for name, options in args.variant:
-        config = AstroSNNConfig(**{**base, **json.loads(options)})
+        config = AstroSNNConfig.from_dict({**base, **json.loads(options)})
         print(json.dumps({"variant": name, "options": json.loads(options), **probe(config, train, valid, args)}),
               flush=True)  # fmt: skip
     print(json.dumps({"config": vars(args), "versions": versions()}))

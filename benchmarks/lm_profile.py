@@ -18,7 +18,7 @@ import torch
 from lm_speed import make_model, timed_steps
 from torch.profiler import ProfilerActivity, profile
 
-from astrosnn.lm import scan
+from astrosnn.lm import scan_numba as scan
 from astrosnn.runinfo import seed_everything, versions
 
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm")

@@ -1,6 +1,6 @@
 """Training throughput of the LM models: tokens per second of forward + backward + AdamW step.
 
-Each model of about ``--params`` parameters (width chosen by ``astrosnn.lm.factory``) trains on random
+Each model of about ``--params`` parameters (width chosen by ``astrosnn.lm.width_for_parameters``) trains on random
 character batches (``--batch`` x ``--seq-len``, vocabulary 65 as tiny-shakespeare) with the recurrent
 state carried and detached between batches, as in truncated BPTT. For each thread count the models run
 interleaved, ``--repeats`` rounds of ``--steps`` timed steps after a warm-up; the figure is the median
@@ -20,7 +20,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from astrosnn.lm.factory import build_model, count_parameters, width_for_parameters
+from astrosnn.core.surrogate import get_surrogate
+from astrosnn.lm import build_model, count_parameters, width_for_parameters
+from astrosnn.lm.scan import lif_scan
 from astrosnn.lm.state import detach_state
 from astrosnn.runinfo import seed_everything, versions
 
@@ -54,9 +56,6 @@ def timed_steps(model, opt, ids: torch.Tensor, steps: int, seq_len: int, state):
 
 def time_scan(args: argparse.Namespace) -> int:
     """Forward and backward of the fused scan alone, per thread count (median of 10 calls)."""
-    from astrosnn.core.surrogate import get_surrogate
-    from astrosnn.lm.scan import lif_scan
-
     B, T, N = args.batch, args.seq_len, 512
     for threads in args.threads:
         torch.set_num_threads(threads)

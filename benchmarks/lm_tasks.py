@@ -15,7 +15,7 @@ from functools import partial
 
 import torch
 
-from astrosnn.lm.factory import build_model, count_parameters, width_for_parameters
+from astrosnn.lm import build_model, count_parameters, width_for_parameters
 from astrosnn.lm.tasks import delayed_recall, masked_accuracy, masked_loss, mqar
 
 

@@ -89,7 +89,7 @@ def test_model_options_pass_through_set(run, tmp_path, capsys):
                  "--seq-len", "16", "--batch-size", "2", "--steps", "1", "--out", str(out), "--quiet",
                  "--set", "token_shift=false", "--set", "norm=denominator"]) == 0
     config = json.loads((out / "config.json").read_text())["model_config"]
-    assert config["token_shift"] is False and config["norm"] == "denominator"
+    assert config["amsu"]["token_shift"] is False and config["amsu"]["norm"] == "denominator"
     capsys.readouterr()
     one_line_error(capsys, ["lm", "train", "--corpus", str(text), "--steps", "1", "--out", str(tmp_path / "y"),
                             "--set", "colour=red"], "unknown option", "colour")

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.amsu import AMSU, AMSUConfig, astrocyte_chunked, multiscale_lambdas
+from astrosnn.lm.amsu import AMSU, AMSUConfig, multiscale_lambdas
+from astrosnn.lm.memory import hebbian_chunked
 
 B, T, D, H = 2, 40, 12, 3
 
@@ -51,7 +52,7 @@ def test_chunked_astrocyte_equals_the_recurrence():
         ys.append((Hs @ q[:, :, t].unsqueeze(-1)).squeeze(-1))
         dens.append((q[:, :, t] * zs).sum(-1))
     for chunk in (1, 7, 16, T, 100):
-        y, den, H_end, z_end = astrocyte_chunked(q, k, v, H0, z0, log_lam, chunk)
+        y, den, H_end, z_end = hebbian_chunked(q, k, v, H0, z0, log_lam, chunk)
         assert torch.allclose(y, torch.stack(ys, 2), atol=1e-10, rtol=0)
         assert torch.allclose(den, torch.stack(dens, 2), atol=1e-10, rtol=0)
         assert torch.allclose(H_end, Hs, atol=1e-10) and torch.allclose(z_end, zs, atol=1e-10)
@@ -107,7 +108,7 @@ def test_astrocyte_off_is_a_plain_lif_layer():
         expected.append(s)
     assert torch.equal(spikes, torch.stack(expected, 1))
     assert torch.allclose(state.u, u)
-    assert state.H.numel() == 0 and not hasattr(layer, "key")
+    assert state.memory.numel() == 0 and not hasattr(layer, "key")
 
 
 def test_gradients_reach_every_parameter_and_are_finite():
@@ -203,6 +204,6 @@ def test_other_dtypes_use_the_torch_path_and_train():
     x = _x(4).to(torch.bfloat16).requires_grad_(True)
     spikes, state = layer(x)
     assert spikes.dtype == torch.bfloat16 and spikes.shape == (B, T, D)
-    assert state.H.dtype == torch.bfloat16
+    assert state.memory.dtype == torch.bfloat16
     spikes.sum().backward()
     assert torch.isfinite(x.grad.float()).all() and x.grad.abs().sum() > 0

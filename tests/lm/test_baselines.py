@@ -1,4 +1,4 @@
-"""Baselines and factory follow the LM protocol: split forward with carried state == full forward."""
+"""Baselines and the model registry follow the LM protocol: split forward with carried state == full forward."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ import pytest
 import torch
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.baselines import TransformerConfig, TransformerLM
-from astrosnn.lm.factory import (
-    MODEL_KINDS,
+from astrosnn.lm import (
     build_model,
     count_parameters,
     model_from_config_dict,
+    model_kinds,
     width_for_parameters,
 )
+from astrosnn.lm.baselines import TransformerConfig, TransformerLM
 from astrosnn.lm.state import detach_state, flatten_state, unflatten_like
+
+MODEL_KINDS = model_kinds()
 
 V = 11
 
@@ -112,7 +114,7 @@ def test_width_for_parameters_hits_the_target(kind):
         assert width % 4 == 0
 
 
-def test_factory_rejects_bad_kinds_and_options():
+def test_registry_rejects_bad_kinds_and_options():
     with pytest.raises(AstrosnnError, match="unknown model 'gru'"):
         build_model("gru", V)
     with pytest.raises(AstrosnnError, match="unknown option.*colour"):
@@ -122,7 +124,7 @@ def test_factory_rejects_bad_kinds_and_options():
     with pytest.raises(AstrosnnError, match="contradicts"):
         build_model("lif-snn", V, astrocyte=True)
     assert build_model("lif-snn", V, width=16, heads=2).kind == "lif-snn"
-    assert build_model("astrosnn", V, width=16, heads=2).config.astrocyte is True
+    assert build_model("astrosnn", V, width=16, heads=2).config.amsu.astrocyte is True
 
 
 def test_bad_token_ids_raise():

@@ -9,7 +9,9 @@ import torch
 
 from astrosnn.cli import main
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.factory import MODEL_KINDS, build_model
+from astrosnn.lm import build_model, model_kinds
+
+MODEL_KINDS = model_kinds()
 
 SMALL = {"width": 24, "layers": 2, "heads": 4, "seq_len": 16}
 

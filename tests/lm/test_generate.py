@@ -6,15 +6,17 @@ import pytest
 import torch
 
 from astrosnn.errors import AstrosnnError
+from astrosnn.lm import build_model, model_kinds
 from astrosnn.lm.checkpoint import save_checkpoint
-from astrosnn.lm.factory import MODEL_KINDS, build_model
-from astrosnn.lm.generate import (
+from astrosnn.lm.generation import (
     Vocabulary,
     generate,
     generate_from_checkpoint,
     sample_next,
     stream_ids,
 )
+
+MODEL_KINDS = model_kinds()
 
 VOCAB = Vocabulary(tuple(" abcdefghij."), "char")
 
@@ -35,7 +37,7 @@ def test_generation_logits_equal_a_full_forward(kind, monkeypatch):
         seen.append(logits.clone())
         return original(logits, temperature, top_k, generator)
 
-    monkeypatch.setattr("astrosnn.lm.generate.sample_next", spy)
+    monkeypatch.setattr("astrosnn.lm.generation.sample_next", spy)
     new = list(stream_ids(model, prompt, max_new_tokens=12, temperature=1.0, seed=5))
     full, _ = model(torch.tensor([prompt + new]))
     expected = full[0, len(prompt) - 1 : -1]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.model import AstroSNNConfig, AstroSNNLM
+from astrosnn.lm import AstroSNNConfig, AstroSNNLM
 
 
 def _model(**kw) -> AstroSNNLM:
@@ -17,7 +17,7 @@ def _model(**kw) -> AstroSNNLM:
     # zero_init_out=False: with the default zero start the blocks would not reach the logits yet
     opts = dict(vocab_size=11, width=16, layers=2, heads=2, chunk_size=5, zero_init_out=False)
     opts.update(kw)
-    return AstroSNNLM(AstroSNNConfig(**opts)).double()
+    return AstroSNNLM(AstroSNNConfig.from_dict(opts)).double()  # AM-SU options flat
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def _delayed_recall(batch: int, symbols: int, length: int, delay: int, gen: torc
 @pytest.mark.parametrize("kind_options", [{}, {"astrocyte": False}])
 def test_twenty_steps_of_delayed_recall_with_delay_256_stay_finite(kind_options):
     torch.manual_seed(0)
-    model = AstroSNNLM(AstroSNNConfig(vocab_size=10, width=32, layers=2, heads=2, **kind_options))
+    model = AstroSNNLM(AstroSNNConfig.from_dict(dict(vocab_size=10, width=32, layers=2, heads=2, **kind_options)))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(20):

@@ -7,7 +7,8 @@ import torch
 
 from astrosnn.core.surrogate import get_surrogate
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.scan import lif_scan, lif_scan_numba, lif_scan_reference
+from astrosnn.lm.scan import lif_scan, lif_scan_reference
+from astrosnn.lm.scan_numba import lif_scan_numba
 
 B, T, N = 3, 37, 5
 

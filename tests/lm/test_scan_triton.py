@@ -24,7 +24,7 @@ COMPARE = r"""
 import json, torch
 from astrosnn.core.surrogate import get_surrogate
 from astrosnn.lm.scan import lif_scan
-from astrosnn.lm.model import AstroSNNConfig, AstroSNNLM
+from astrosnn.lm import AstroSNNConfig, AstroSNNLM
 
 def run(backend, reset, surrogate, with_feedback, dtype, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -59,8 +59,8 @@ for reset in ("cut", "uncut", "none"):
 
 torch.manual_seed(0)
 cfg = dict(vocab_size=11, width=24, layers=2, heads=4, chunk_size=5)
-model = AstroSNNLM(AstroSNNConfig(**cfg, scan_backend="numba")).double()
-twin = AstroSNNLM(AstroSNNConfig(**cfg, scan_backend="triton")).double()
+model = AstroSNNLM(AstroSNNConfig.from_dict(dict(**cfg, scan_backend="numba"))).double()
+twin = AstroSNNLM(AstroSNNConfig.from_dict(dict(**cfg, scan_backend="triton"))).double()
 twin.load_state_dict(model.state_dict())
 ids = torch.randint(0, 11, (2, 23))
 logits, _ = model(ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from astrosnn.lm.factory import build_model
+from astrosnn.lm import build_model
 from astrosnn.lm.tasks import TaskBatch, delayed_recall, masked_accuracy, masked_loss, mqar
 
 

@@ -1,44 +1,84 @@
-"""`astrosnn lm train | generate | plot`: train language models, sample from checkpoints, plot learning curves."""
+"""`astrosnn lm train | generate | plot`: train language models, sample from checkpoints, plot learning curves.
+
+Help defaults and choices are read from the library (TrainConfig, DEFAULT_SIZE, Sampling, the model registry):
+they are stated nowhere else.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
-MODELS = "astrosnn, lif-snn, lstm, transformer"
+import torch
+
+from astrosnn.errors import AstrosnnError
+from astrosnn.lm import (
+    DEFAULT_SIZE,
+    AstroSNNConfig,
+    Sampling,
+    TrainConfig,
+    Vocabulary,
+    load_checkpoint,
+    model_kinds,
+    stream_text,
+    train,
+)
+from astrosnn.lm.training import DEFAULT_TIME_BUDGET
+from astrosnn.viz.lm import plot_learning_curves
+
+NAMED_CORPORA = ("default", "tinyshakespeare", "ptb")
+
+
+def _default(cls: type, name: str) -> Any:
+    """The default of field `name` of dataclass `cls`."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    train_default = lambda name: _default(TrainConfig, name)  # noqa: E731
     p = sub.add_parser("lm", help="AstroSNN language models: train, generate, plot")
     lm = p.add_subparsers(dest="lm_command", metavar="LM_COMMAND")
     lm.required = True
 
     t = lm.add_parser(
         "train",
-        help="train a language model (default: AstroSNN on the embedded corpus for 60 s)",
+        help=f"train a language model (default: {train_default('model')} on the {train_default('corpus')} corpus "
+        f"for {DEFAULT_TIME_BUDGET:g} s)",
         description="Train a character- or word-level language model; writes metrics.json and a "
         "checkpoint (model.safetensors + config.json) into --out.",
     )
-    t.add_argument("--corpus", default="default", help="default | tinyshakespeare | ptb | PATH to a UTF-8 text file (default: default)")
-    t.add_argument("--model", default="astrosnn", help=f"one of {MODELS} (default: astrosnn)")
-    t.add_argument("--width", type=int, help="model width (default: 96)")
-    t.add_argument("--layers", type=int, help="number of layers / blocks (default: 2)")
-    t.add_argument("--heads", type=int, help="astrocyte or attention heads (default: 4; the LSTM has none)")
+    t.add_argument("--corpus", default=train_default("corpus"),
+                   help=f"{' | '.join(NAMED_CORPORA)} | PATH to a UTF-8 text file (default: {train_default('corpus')})")
+    # not argparse choices: an unknown model is the library's one-line error, as every other bad option
+    t.add_argument("--model", default=train_default("model"), metavar="|".join(model_kinds()),
+                   help=f"one of {', '.join(model_kinds())} (default: {train_default('model')})")
+    t.add_argument("--width", type=int, help=f"model width (default: {DEFAULT_SIZE.width})")
+    t.add_argument("--layers", type=int, help=f"number of layers / blocks (default: {DEFAULT_SIZE.layers})")
+    t.add_argument("--heads", type=int, help=f"astrocyte or attention heads (default: {DEFAULT_SIZE.heads}; the LSTM has none)")
     t.add_argument("--params", type=int, metavar="TARGET", help="pick the width for about TARGET parameters")
-    t.add_argument("--dropout", type=float, metavar="P", help="dropout rate of any model, in training only (default: 0)")
+    t.add_argument("--dropout", type=float, metavar="P",
+                   help=f"dropout rate of any model, in training only (default: {_default(AstroSNNConfig, 'dropout'):g})")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other field of the model's config, e.g. --set token_shift=false --set norm=denominator "
-                   "(values read as JSON, else as text; repeatable)")
-    t.add_argument("--seq-len", type=int, default=None, help="tokens per stream per step: the truncated-BPTT length, the Transformer's context (default: 64)")
-    t.add_argument("--batch-size", type=int, default=None, help="parallel streams per step (default: 16)")
+                   help="any other field of the model's config, AM-SU fields included (flat or as amsu.KEY), e.g. "
+                   "--set token_shift=false --set norm=denominator (values read as JSON, else as text; repeatable)")
+    t.add_argument("--seq-len", type=int, default=None,
+                   help="tokens per stream per step: the truncated-BPTT length, the Transformer's context "
+                   f"(default: {train_default('seq_len')})")
+    t.add_argument("--batch-size", type=int, default=None, help=f"parallel streams per step (default: {train_default('batch_size')})")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="optimiser steps")
-    budget.add_argument("--time-budget", type=float, metavar="SECONDS", help="training time in seconds (default: 60 when --steps is not given)")
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 5e-3)")
-    t.add_argument("--seed", type=int, default=0)
+    budget.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help=f"training time in seconds (default: {DEFAULT_TIME_BUDGET:g} when --steps is not given)")
+    t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: {train_default('lr'):g})")
+    t.add_argument("--seed", type=int, default=train_default("seed"))
     t.add_argument("--eval-every", type=int, metavar="STEPS", help="validate every STEPS steps (default: 10 times per run)")
-    t.add_argument("--eval-tokens", type=int, metavar="N", help="periodic validations use the first N validation tokens (default: 8192; the final one uses all)")
+    t.add_argument("--eval-tokens", type=int, metavar="N",
+                   help=f"periodic validations use the first N validation tokens (default: {train_default('eval_tokens')}; "
+                   "the final one uses all)")
     t.add_argument("--out", help="run folder (default: runs/lm-MODEL-CORPUS)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--data-dir", help="dataset folder (default: $ASTROSNN_DATA or the user cache)")
@@ -53,10 +93,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--checkpoint", required=True, metavar="DIR", help="a run folder written by 'astrosnn lm train'")
     g.add_argument("--prompt", required=True, help="text to continue (characters must be in the model's vocabulary)")
-    g.add_argument("--max-new-tokens", type=int, default=300)
-    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
-    g.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
-    g.add_argument("--seed", type=int, default=0)
+    sampling = Sampling()
+    g.add_argument("--max-new-tokens", type=int, default=sampling.max_new_tokens,
+                   help=f"tokens to generate (default: {sampling.max_new_tokens})")
+    g.add_argument("--temperature", type=float, default=sampling.temperature,
+                   help=f"0 = greedy (default: {sampling.temperature:g})")
+    g.add_argument("--top-k", type=int, default=sampling.top_k, help="sample among the k most likely tokens")
+    g.add_argument("--seed", type=int, default=sampling.seed)
     g.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, fastest for one token at a time)")
     g.set_defaults(func=_generate)
 
@@ -67,8 +110,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from astrosnn.lm.train import TrainConfig, train
-
+    options = _parse_sets(args.set)
+    if args.dropout is not None:
+        options["dropout"] = args.dropout
+    given = {name: getattr(args, name) for name in ("layers", "heads", "seq_len", "batch_size", "lr", "threads",
+                                                     "eval_tokens") if getattr(args, name) is not None}  # fmt: skip
+    corpus_tag = Path(args.corpus).stem if args.corpus not in NAMED_CORPORA else args.corpus
+    # a bad option fails here, before any data is read
     cfg = TrainConfig(
         corpus=args.corpus,
         model=args.model,
@@ -79,17 +127,10 @@ def _train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         data_dir=args.data_dir,
         params=args.params,
+        model_options=options,
+        out=args.out or f"runs/lm-{args.model}-{corpus_tag}",
+        **given,
     )
-    cfg.model_options = _parse_sets(args.set)
-    if args.dropout is not None:
-        cfg.model_options["dropout"] = args.dropout
-    for name in ("layers", "heads", "seq_len", "batch_size", "lr", "threads", "eval_tokens"):
-        if getattr(args, name) is not None:
-            setattr(cfg, name, getattr(args, name))
-    corpus_tag = Path(args.corpus).stem if args.corpus not in ("default", "tinyshakespeare", "ptb") else args.corpus
-    cfg.out = args.out or f"runs/lm-{args.model}-{corpus_tag}"
-    if not args.resume:
-        cfg.validate()  # bad options fail before any data is read
     metrics = train(cfg, resume=args.resume, progress=not args.quiet)
     final = metrics["final_validation"]
     print(f"validation {metrics['metric'].replace('_', ' ')}: {final[metrics['metric']]:.4f}")
@@ -97,10 +138,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _parse_sets(items: list[str]) -> dict:
-    import json
-
-    from astrosnn.errors import AstrosnnError
-
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -114,12 +151,6 @@ def _parse_sets(items: list[str]) -> dict:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    import torch
-
-    from astrosnn.errors import AstrosnnError
-    from astrosnn.lm.checkpoint import load_checkpoint
-    from astrosnn.lm.generate import Vocabulary, stream_text
-
     if args.prompt == "":
         raise AstrosnnError("the prompt is empty: give at least one character")
     if args.threads < 1:
@@ -148,8 +179,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from astrosnn.viz.lm import plot_learning_curves
-
     path = plot_learning_curves(args.runs, args.out)
     print(f"wrote {path}")
     return 0

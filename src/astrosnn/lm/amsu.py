@@ -5,13 +5,14 @@ Per layer (width ``d``, ``h`` heads of size ``d_h = d / h``)::
     I_t = sigma(W_I x_t + b_I)                               neuron input current
     x~_t = sum_j w_j * x_{t-j}   (depthwise causal shift)   order signal for keys/queries
     k_t = phi(W_k x~_t),  q_t = phi(W_q x~_t),  v_t = W_v x_t
-    H_t = lambda H_{t-1} + v_t k_t^T                         astrocyte state, per head
+    H_t = lambda H_{t-1} + v_t k_t^T                         astrocyte memory, per head (write rule ``memory``)
     o_t = g * Norm(H_t q_t)                                  RMS norm, or / (q_t . z_t), z_t = lambda z_{t-1} + k_t
     u_t = beta u_{t-1} (1 - sg(s_{t-1})) + I_t
     s_t = Theta(u_t + o_t - theta)
 
 Two forms that agree to float precision: :func:`amsu_step` (one token, explicit state; generation)
-and :func:`amsu_sequence` (training: the astrocyte exactly in chunks, the neuron as a fused scan).
+and :func:`amsu_sequence` (training: the astrocyte memory exactly in chunks, the neuron as a fused scan).
+The astrocyte is a linear-attention memory; its write rules live in :mod:`astrosnn.lm.memory`.
 ``AMSU`` is the ``nn.Module`` wrapper: ``forward(x (B, T, d), state=None) -> (spikes (B, T, d), state)``.
 """
 
@@ -27,8 +28,11 @@ from torch import Tensor, nn
 
 from astrosnn.core.surrogate import SURROGATE_NAMES, Surrogate, get_surrogate
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.lif import LIFState, lif_step, reset_mode
-from astrosnn.lm.scan import SCAN_BACKENDS, lif_scan
+from astrosnn.lm.base import DEFAULT_SIZE
+from astrosnn.lm.memory import memory_names, memory_rule
+from astrosnn.lm.scan import lif_scan, scan_backend_names
+from astrosnn.lm.scan_common import reset_mode
+from astrosnn.lm.spiking import SpikingState, spiking_step
 
 __all__ = [
     "AMSU",
@@ -41,7 +45,6 @@ __all__ = [
     "amsu_sequence",
     "amsu_state_shapes",
     "amsu_step",
-    "astrocyte_chunked",
     "multiscale_lambdas",
 ]
 
@@ -97,10 +100,11 @@ class AMSUConfig:
         surrogate / surrogate_alpha: surrogate spike derivative (alpha None = the surrogate's default).
         chunk_size: chunk length of the sequence form (any value >= 1; results do not depend on it).
         scan_backend: ``auto`` (numba on CPU, triton on CUDA) | ``numba`` | ``triton`` | ``torch``.
+        memory: the astrocyte memory's write rule (``hebbian``; see :mod:`astrosnn.lm.memory`).
     """
 
-    width: int = 128
-    heads: int = 4
+    width: int = DEFAULT_SIZE.width
+    heads: int = DEFAULT_SIZE.heads
     astrocyte: bool = True
     lambda_learnable: bool = True
     lambda_init: float | None = None
@@ -119,6 +123,7 @@ class AMSUConfig:
     surrogate_alpha: float | None = None
     chunk_size: int = 32
     scan_backend: str = "auto"
+    memory: str = "hebbian"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -140,7 +145,8 @@ class AMSUConfig:
         choice("phi", self.phi, PHIS)
         choice("norm", self.norm, NORMS)
         choice("surrogate", self.surrogate, SURROGATE_NAMES)
-        choice("scan_backend", self.scan_backend, SCAN_BACKENDS)
+        choice("scan_backend", self.scan_backend, scan_backend_names())
+        choice("memory", self.memory, memory_names())
         if self.lambda_init is not None and not 0.0 < self.lambda_init < 1.0:
             raise AstrosnnError(f"AM-SU lambda_init must lie in (0, 1), got {self.lambda_init}")
         if not 0.0 < self.beta_init < 1.0:
@@ -174,15 +180,15 @@ def multiscale_lambdas(heads: int) -> list[float]:
 class AMSUState(NamedTuple):
     """State carried between tokens (all tensors; parts a configuration does not use have size 0).
 
-    u: ``(B, d)`` membrane; s: ``(B, d)`` last spikes; H: ``(B, h, d_h, d_h)`` astrocyte state (value x key);
-    z: ``(B, h, d_h)`` key sum for the ``denominator`` norm; shift: ``(B, taps - 1, d)`` last inputs,
-    oldest first.
+    u: ``(B, d)`` membrane; s: ``(B, d)`` last spikes; memory: ``(B, h, d_h, d_h)`` the astrocyte's
+    linear-attention memory ``H`` (value x key); key_sum: ``(B, h, d_h)`` ``z`` for the ``denominator`` norm;
+    shift: ``(B, taps - 1, d)`` last inputs, oldest first.
     """
 
     u: Tensor
     s: Tensor
-    H: Tensor
-    z: Tensor
+    memory: Tensor
+    key_sum: Tensor
     shift: Tensor
 
 
@@ -209,8 +215,8 @@ def amsu_state_shapes(config: AMSUConfig, batch_size: int) -> AMSUState:
     return AMSUState(
         u=(batch_size, d),
         s=(batch_size, d),
-        H=(batch_size, h, dh, dh) if astro else (batch_size, 0),
-        z=(batch_size, h, dh) if astro and config.norm == "denominator" else (batch_size, 0),
+        memory=(batch_size, h, dh, dh) if astro else (batch_size, 0),
+        key_sum=(batch_size, h, dh) if astro and config.norm == "denominator" else (batch_size, 0),
         shift=(batch_size, config.shift_taps - 1 if astro else 0, d),
     )
 
@@ -273,106 +279,24 @@ def amsu_step(
     B, d = x.shape
     h, dh = config.heads, config.head_size
     current, v = _current_and_value(x, params, config)
-    H, z, shift = state.H, state.z, state.shift
+    memory, key_sum, shift = state.memory, state.key_sum, state.shift
     feedback = None
     if config.astrocyte:
         x_shift, shift = _token_shift(x.unsqueeze(1), shift, params.shift)
         k, q = _keys_and_queries(x_shift.squeeze(1), params, config)
         k, q, v = k.reshape(B, h, dh), q.reshape(B, h, dh), v.reshape(B, h, dh)
-        lam = params.log_lambda.exp().view(1, h, 1)
-        H = lam.unsqueeze(-1) * H + v.unsqueeze(-1) * k.unsqueeze(-2)
-        y = (H @ q.unsqueeze(-1)).squeeze(-1)
-        den = None
-        if config.norm == "denominator":
-            z = lam * z + k
-            den = (q * z).sum(-1)
+        use_den = config.norm == "denominator"
+        y, den, memory, key_sum_new = memory_rule(config.memory).step(
+            q, k, v, memory, key_sum if use_den else None, params.log_lambda
+        )
+        if use_den:
+            key_sum = key_sum_new
         feedback = params.gain * _readout_norm(y, config, den).reshape(B, d)
-    s, lif = lif_step(
-        current, LIFState(state.u, state.s), params.beta, params.theta, params.surrogate,
+    s, neurons = spiking_step(
+        current, SpikingState(state.u, state.s), params.beta, params.theta, params.surrogate,
         config.reset_mode, feedback,
     )  # fmt: skip
-    return s, AMSUState(lif.u, lif.s, H, z, shift)
-
-
-def astrocyte_chunked(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    H: Tensor,
-    z: Tensor | None,
-    log_lambda: Tensor,
-    chunk_size: int,
-) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
-    """The astrocyte over a sequence, exactly, in chunks.
-
-    Args:
-        q, k, v: ``(B, h, T, d_h)``; H: ``(B, h, d_h, d_h)`` state before the sequence (value x key);
-        z: ``(B, h, d_h)`` key sum before the sequence, or None when no denominator is needed;
-        log_lambda: ``(h,)``; chunk_size: any length >= 1.
-
-    Returns:
-        ``y (B, h, T, d_h)`` with ``y_t = H_t q_t``; the denominators ``q_t . z_t (B, h, T)`` (or None);
-        the final ``H`` and ``z``.
-
-    Within a chunk: ``y = ((Q K^T) * D) V + lambda^(i+1) Q H_prev^T`` with ``D[i, j] = lambda^(i-j)`` for
-    ``j <= i``; between chunks ``H = lambda^c H_prev + V^T (lambda^(c-1-j) K)``.
-    """
-    T = q.shape[2]
-    c = min(chunk_size, T) if T else 1
-    full = (T // c) * c
-    sizes = [n for n in (full, T - full) if n]
-    ys, dens = [], []
-    for qs, ks, vs in zip(*(t.split(sizes, dim=2) for t in (q, k, v))):
-        size = min(c, qs.shape[2])
-        y, den, H, z = _chunk_block(qs, ks, vs, H, z, log_lambda, size)
-        ys.append(y)
-        dens.append(den)
-    if not ys:
-        return q.new_zeros(q.shape), (None if z is None else q.new_zeros(q.shape[:3])), H, z
-    y = torch.cat(ys, dim=2) if len(ys) > 1 else ys[0]
-    if z is None:
-        return y, None, H, None
-    return y, (torch.cat(dens, dim=2) if len(dens) > 1 else dens[0]), H, z
-
-
-def _chunk_block(
-    q: Tensor, k: Tensor, v: Tensor, H: Tensor, z: Tensor | None, log_lambda: Tensor, c: int
-) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
-    """All ``n = T / c`` chunks of length ``c`` at once (``T`` a multiple of ``c``); see above.
-
-    Chunk-start states: ``S_0 = H``, ``S_m = lambda^c S_(m-1) + dH_(m-1)``, i.e.
-    ``S_m = lambda^(c m) H + sum_(j<m) lambda^(c (m-1-j)) dH_j``: one small product over chunks.
-    """
-    B, h, T, dh = q.shape
-    n = T // c
-    q, k, v = (t.reshape(B, h, n, c, dh) for t in (q, k, v))
-    ll = log_lambda.view(1, h, 1, 1, 1)
-    idx = torch.arange(c, device=q.device, dtype=q.dtype)
-    diff = idx.view(-1, 1) - idx.view(1, -1)  # (c, c)
-    zero = torch.zeros((), dtype=q.dtype, device=q.device)
-    decay = torch.where(diff >= 0, torch.exp(diff.clamp(min=0) * ll), zero)  # (1, h, 1, c, c)
-    scores = (q @ k.transpose(-1, -2)) * decay  # (B, h, n, c, c)
-    decay_in = torch.exp((idx + 1).view(-1, 1) * ll)  # (1, h, 1, c, 1)
-    decay_out = torch.exp((c - 1 - idx).view(-1, 1) * ll)  # (1, h, 1, c, 1)
-    k_out = decay_out * k
-    dH = v.transpose(-1, -2) @ k_out  # (B, h, n, dh, dh): each chunk's own write
-    m = torch.arange(n, device=q.device, dtype=q.dtype)
-    gap = m.view(-1, 1) - m.view(1, -1) - 1  # (n, n)
-    llh = log_lambda.view(h, 1, 1)
-    across = torch.where(gap >= 0, torch.exp(c * gap.clamp(min=0) * llh), zero)  # (h, n, n)
-    from_start = torch.exp(c * m.view(1, -1) * log_lambda.view(h, 1))  # (h, n)
-    starts = (across @ dH.reshape(B, h, n, dh * dh)).view(B, h, n, dh, dh)
-    starts = starts + from_start.view(1, h, n, 1, 1) * H.unsqueeze(2)
-    y = scores @ v + decay_in * (q @ starts.transpose(-1, -2))
-    last = torch.exp(c * log_lambda).view(1, h, 1, 1)
-    H = last * starts[:, :, -1] + dH[:, :, -1]
-    if z is None:
-        return y.reshape(B, h, T, dh), None, H, None
-    dz = k_out.sum(3)  # (B, h, n, dh)
-    z_starts = across @ dz + from_start.view(1, h, n, 1) * z.unsqueeze(2)
-    den = scores.sum(-1) + decay_in.squeeze(-1) * (q @ z_starts.unsqueeze(-1)).squeeze(-1)
-    z = last.squeeze(-1) * z_starts[:, :, -1] + dz[:, :, -1]
-    return y.reshape(B, h, T, dh), den.reshape(B, h, T), H, z
+    return s, AMSUState(neurons.u, neurons.s, memory, key_sum, shift)
 
 
 def amsu_sequence(
@@ -382,7 +306,7 @@ def amsu_sequence(
     B, T, d = x.shape
     h, dh = config.heads, config.head_size
     current, v = _current_and_value(x, params, config)
-    H, z, shift = state.H, state.z, state.shift
+    memory, key_sum, shift = state.memory, state.key_sum, state.shift
     feedback = None
     if config.astrocyte:
         x_shift, shift = _token_shift(x, shift, params.shift)
@@ -395,11 +319,11 @@ def amsu_sequence(
 
         k, q, v = heads(k), heads(q), heads(v)
         use_den = config.norm == "denominator"
-        y, den, H, z_new = astrocyte_chunked(
-            q, k, v, H, z if use_den else None, params.log_lambda, config.chunk_size
+        y, den, memory, key_sum_new = memory_rule(config.memory).sequence(
+            q, k, v, memory, key_sum if use_den else None, params.log_lambda, config.chunk_size
         )
         if use_den:
-            z = z_new
+            key_sum = key_sum_new
             den = den.transpose(1, 2)
         y = _readout_norm(y.transpose(1, 2), config, den)  # (B, T, h, dh)
         feedback = params.gain * y.reshape(B, T, d)
@@ -408,7 +332,7 @@ def amsu_sequence(
         config.reset_mode, config.scan_backend,
     )  # fmt: skip
     s_last = spikes[:, -1] if T else state.s
-    return spikes, AMSUState(u, s_last, H, z, shift)
+    return spikes, AMSUState(u, s_last, memory, key_sum, shift)
 
 
 def _logit(p: float) -> float:
@@ -505,7 +429,7 @@ class AMSU(nn.Module):
         want = amsu_state_shapes(self.config, x.shape[0])
         if not isinstance(state, tuple) or len(state) != len(want):
             raise AstrosnnError(
-                "AM-SU state must be an AMSUState (u, s, H, z, shift) from init_state"
+                "AM-SU state must be an AMSUState (u, s, memory, key_sum, shift) from init_state"
             )
         for name, have, shape in zip(AMSUState._fields, state, want):
             if tuple(have.shape) != shape:
@@ -513,26 +437,25 @@ class AMSU(nn.Module):
                     f"AM-SU state {name} has shape {tuple(have.shape)}, expected {shape}"
                 )
 
-    def forward(self, x: Tensor, state: AMSUState | None = None) -> tuple[Tensor, AMSUState]:
-        self._check_input(x, 3)
+    def _run(self, form, x: Tensor, state: AMSUState | None, ndim: int) -> tuple[Tensor, AMSUState]:  # noqa: ANN001
+        self._check_input(x, ndim)
         if state is None:
             state = self.init_state(x.shape[0], x.device, x.dtype)
         else:
             self._check_state(state, x)
-        return amsu_sequence(x, state, self.params(x.dtype), self.config)
+        return form(x, state, self.params(x.dtype), self.config)
+
+    def forward(self, x: Tensor, state: AMSUState | None = None) -> tuple[Tensor, AMSUState]:
+        """A sequence: ``x (B, T, width)`` -> ``(spikes (B, T, width), state)``."""
+        return self._run(amsu_sequence, x, state, 3)
 
     def step(self, x: Tensor, state: AMSUState | None = None) -> tuple[Tensor, AMSUState]:
         """One token: ``x (B, width)`` -> ``(spikes (B, width), state)``."""
-        self._check_input(x, 2)
-        if state is None:
-            state = self.init_state(x.shape[0], x.device, x.dtype)
-        else:
-            self._check_state(state, x)
-        return amsu_step(x, state, self.params(x.dtype), self.config)
+        return self._run(amsu_step, x, state, 2)
 
     def extra_repr(self) -> str:
         c = self.config
         return (
             f"width={c.width}, heads={c.heads}, astrocyte={c.astrocyte}, norm={c.norm!r}, "
-            f"reset={c.reset_mode!r}, token_shift={c.token_shift}"
+            f"reset={c.reset_mode!r}, token_shift={c.token_shift}, memory={c.memory!r}"
         )

@@ -1,7 +1,5 @@
-"""Baseline language models following the astrosnn LM protocol: an LSTM and a small causal Transformer.
-
-Protocol: `forward(ids (B, T), state=None) -> (logits (B, T, V), new_state)`, `init_state(batch_size)`,
-`config` a dataclass, `kind` a string. Feeding a sequence in pieces with the state carried gives the same
+"""Baseline language models following the astrosnn LM protocol (:mod:`astrosnn.lm.base`): an LSTM and a
+small causal Transformer. Their ``step`` is the base class's one-token forward. Feeding a sequence in pieces with the state carried gives the same
 logits as one forward (the Transformer: exactly while the text fits its context window, and as a sliding
 window of the last `context` tokens after that).
 """
@@ -10,14 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.checks import check_dropout
+from astrosnn.lm.base import DEFAULT_SIZE, LanguageModelBase, check_dropout, check_positive
 
 # ---------------------------------------------------------------------------------------------- LSTM
 
@@ -25,13 +23,13 @@ from astrosnn.lm.checks import check_dropout
 @dataclass
 class LSTMConfig:
     vocab_size: int
-    width: int = 256
-    layers: int = 2
+    width: int = DEFAULT_SIZE.width
+    layers: int = DEFAULT_SIZE.layers
     tie_embeddings: bool = False
     dropout: float = 0.0  # on the embedding, between LSTM layers and before the head (Zaremba et al.)
 
     def __post_init__(self) -> None:
-        _check_positive(self, "vocab_size", "width", "layers")
+        check_positive(self, "vocab_size", "width", "layers")
         check_dropout(self.dropout)
 
 
@@ -40,31 +38,27 @@ class LSTMState(NamedTuple):
     c: torch.Tensor  # (layers, B, width)
 
 
-class LSTMLM(nn.Module):
+class LSTMLM(LanguageModelBase):
     """Embedding -> multi-layer LSTM -> linear head."""
 
     kind = "lstm"
     carries_state = True
 
     def __init__(self, config: LSTMConfig):
-        super().__init__()
-        self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.width)
+        super().__init__(config)
         self.lstm = nn.LSTM(config.width, config.width, config.layers, batch_first=True,
                             dropout=config.dropout if config.layers > 1 else 0.0)  # fmt: skip
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.width, config.vocab_size)
-        if config.tie_embeddings:
-            self.head.weight = self.embed.weight
+        self._make_head(bias=True)
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> LSTMState:
-        p = self.head.weight
+        device, dtype = self._device_dtype(device, dtype)
         shape = (self.config.layers, batch_size, self.config.width)
-        zeros = torch.zeros(shape, device=device or p.device, dtype=dtype or p.dtype)
+        zeros = torch.zeros(shape, device=device, dtype=dtype)
         return LSTMState(zeros, zeros.clone())
 
     def forward(self, ids: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
-        _check_ids(ids, self.config.vocab_size)
+        self.check_ids(ids)
         if state is None:
             state = self.init_state(ids.shape[0])
         out, (h, c) = self.lstm(self.drop(self.embed(ids)), (state.h, state.c))
@@ -77,17 +71,19 @@ class LSTMLM(nn.Module):
 @dataclass
 class TransformerConfig:
     vocab_size: int
-    width: int = 128
-    layers: int = 4
-    heads: int = 4
+    width: int = DEFAULT_SIZE.width
+    layers: int = DEFAULT_SIZE.layers
+    heads: int = DEFAULT_SIZE.heads
     context: int = 128  # maximum context = the training sequence length
     mlp_ratio: int = 4
     positions: str = "learned"  # "learned" | "sinusoidal"
     tie_embeddings: bool = False
     dropout: float = 0.0  # on the embedding and on each residual branch
+    # the common option seq_len (the training sequence length) sets the context unless context is given
+    option_aliases: ClassVar[dict[str, str]] = {"seq_len": "context"}
 
     def __post_init__(self) -> None:
-        _check_positive(self, "vocab_size", "width", "layers", "heads", "context", "mlp_ratio")
+        check_positive(self, "vocab_size", "width", "layers", "heads", "context", "mlp_ratio")
         check_dropout(self.dropout)
         if self.width % self.heads:
             raise AstrosnnError(f"transformer width {self.width} is not divisible by heads {self.heads}")
@@ -132,7 +128,7 @@ class _Block(nn.Module):
         return x + self.drop(self.mlp(self.norm2(x))), k, v
 
 
-class TransformerLM(nn.Module):
+class TransformerLM(LanguageModelBase):
     """Pre-norm causal Transformer with a KV cache; the context is limited to `config.context` tokens.
 
     Training does not carry state across batches (`carries_state = False`): every batch is one window
@@ -144,10 +140,8 @@ class TransformerLM(nn.Module):
     carries_state = False
 
     def __init__(self, config: TransformerConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         c = config
-        self.embed = nn.Embedding(c.vocab_size, c.width)
         if c.positions == "learned":
             self.pos = nn.Embedding(c.context, c.width)
         else:
@@ -155,14 +149,11 @@ class TransformerLM(nn.Module):
         self.blocks = nn.ModuleList(_Block(c) for _ in range(c.layers))
         self.drop = nn.Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.width)
-        self.head = nn.Linear(c.width, c.vocab_size)
-        if c.tie_embeddings:
-            self.head.weight = self.embed.weight
+        self._make_head(bias=True)
         self.apply(_init_weights)
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> TransformerState:
-        p = self.head.weight
-        device, dtype = device or p.device, dtype or p.dtype
+        device, dtype = self._device_dtype(device, dtype)
         hd = self.config.width // self.config.heads
         empty = torch.zeros(batch_size, self.config.heads, 0, hd, device=device, dtype=dtype)
         L = self.config.layers
@@ -192,7 +183,7 @@ class TransformerLM(nn.Module):
     def forward(
         self, ids: torch.Tensor, state: TransformerState | None = None
     ) -> tuple[torch.Tensor, TransformerState]:
-        _check_ids(ids, self.config.vocab_size)
+        self.check_ids(ids)
         ctx = self.config.context
         past = 0 if state is None else state.ids.shape[1]
         fit = max(0, min(ids.shape[1], ctx - past))
@@ -230,17 +221,3 @@ def _init_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
     elif isinstance(m, nn.Embedding):
         nn.init.normal_(m.weight, std=0.02)
-
-
-def _check_positive(config, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise AstrosnnError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_ids(ids: torch.Tensor, vocab_size: int) -> None:
-    if ids.dim() != 2 or ids.dtype != torch.long:
-        raise AstrosnnError(f"ids must be a LongTensor (batch, time), got {ids.dtype} {tuple(ids.shape)}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-        raise AstrosnnError(f"token ids must lie in 0..{vocab_size - 1}, got {int(ids.min())}..{int(ids.max())}")

@@ -1,7 +1,8 @@
 """Language-model checkpoints: safetensors for tensors, JSON for everything else; never pickle.
 
 A checkpoint folder holds
-- `config.json`: format tag, model kind and config, vocabulary, training config, versions, step;
+- `config.json`: format tag, model kind and config, vocabulary, training config, versions, step (the model
+  config is nested, e.g. AstroSNN's AM-SU fields under `amsu`; the flat form of older checkpoints loads too);
 - `model.safetensors`: the weights (metadata repeats the kind and step);
 - `training_state.safetensors` + `training_state.json` (optional, for `--resume`): optimizer moments,
   torch RNG state, the recurrent state carried between batches, and the progress so far.
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from torch import nn
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.factory import MODEL_KINDS, model_from_config_dict
+from astrosnn.lm.registry import count_parameters, model_from_config_dict, model_kinds
 from astrosnn.lm.state import flatten_state, unflatten_like
 from astrosnn.runinfo import atomic_write_json, load_json, load_tensors, save_tensors
 
@@ -63,7 +65,7 @@ def save_checkpoint(
         "vocab": list(vocab),
         "level": level,
         "step": step,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": count_parameters(model),
         **(extra or {}),
     }
     atomic_write_json(directory / CONFIG, config)
@@ -79,7 +81,7 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise AstrosnnError(f"{directory / CONFIG}: not an astrosnn language-model checkpoint")
     kind = config.get("kind")
-    if kind not in MODEL_KINDS:
+    if kind not in model_kinds():
         raise AstrosnnError(f"{directory / CONFIG}: unknown model kind {kind!r}")
     if not isinstance(config.get("vocab"), list) or config.get("level") not in ("char", "word"):
         raise AstrosnnError(f"{directory / CONFIG}: vocabulary or level missing")
@@ -101,8 +103,6 @@ def load_checkpoint(directory: str | Path, kind: str | None = None) -> LoadedChe
     model = model_from_config_dict(config["kind"], model_config)
     weights = load_tensors(directory / WEIGHTS)
     load_weights(model, weights, directory / WEIGHTS)
-    from safetensors import safe_open
-
     with safe_open(str(directory / WEIGHTS), framework="pt") as f:
         meta = f.metadata() or {}
     if meta.get("kind") != config["kind"]:
@@ -179,8 +179,6 @@ def load_training_state(
         raise AstrosnnError(f"{directory / TRAIN_JSON}: not an astrosnn training state")
     tensors = load_tensors(directory / TRAIN_TENSORS)
     progress = info["progress"]
-    from safetensors import safe_open
-
     with safe_open(str(directory / TRAIN_TENSORS), framework="pt") as f:
         meta = f.metadata() or {}
     if meta.get("step") != str(progress.get("step")):

@@ -1,6 +1,6 @@
 """The LIF scan as Triton kernels, for CUDA tensors: the GPU counterpart of the numba scan.
 
-Same contract and the same arithmetic as :func:`astrosnn.lm.scan.lif_scan_numba` (see its kernels for the
+Same contract and the same arithmetic as :func:`astrosnn.lm.scan_numba.lif_scan_numba` (see its kernels for the
 adjoint): one program per batch row and block of channels, each lane owns one channel and walks the
 sequence, forward in time, then backward in time recomputing spikes and surrogate slopes from the saved
 membranes. float16 / bfloat16 inputs are computed and their membranes kept in float32, so the backward
@@ -18,9 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from astrosnn.core.surrogate import Surrogate
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.scan import scan_input_grads, surrogate_constants
+from astrosnn.lm.scan_common import fused_backend, scan_input_grads, surrogate_constants
 
 try:  # optional: present with CUDA builds of torch
     import triton
@@ -133,7 +132,7 @@ def _compute(dtype: torch.dtype):  # noqa: ANN202
 
 class _LIFScanTritonFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, current, feedback, beta, theta, u0, s0, surrogate, reset_code):  # noqa: ANN001
+    def forward(ctx: Any, current, feedback, beta, theta, u0, s0, surrogate, reset_id):  # noqa: ANN001
         B, T, N = current.shape
         dtype = current.dtype
         compute, u_dtype = _compute(dtype)
@@ -146,11 +145,11 @@ class _LIFScanTritonFunction(torch.autograd.Function):
         grid = (B, triton.cdiv(N, _BLOCK))
         _forward_kernel[grid](
             current, feedback if has_fb else current, beta, theta, u0, s0, spikes, u_all, T, N,
-            HAS_FEEDBACK=has_fb, RESET_ON=int(reset_code != 2), COMPUTE=compute, BLOCK=_BLOCK,
+            HAS_FEEDBACK=has_fb, RESET_ON=int(reset_id != 2), COMPUTE=compute, BLOCK=_BLOCK,
         )  # fmt: skip
         ctx.save_for_backward(feedback, beta, theta, u0, s0, u_all)
         ctx.surrogate = surrogate
-        ctx.reset_code = reset_code
+        ctx.reset_code = reset_id
         ctx.dtype = dtype
         return spikes, u_all[:, -1].to(dtype)
 
@@ -183,17 +182,7 @@ class _LIFScanTritonFunction(torch.autograd.Function):
                                 g_beta, g_theta, g_u0, g_s0)  # fmt: skip
 
 
-def lif_scan_triton(
-    current: Tensor,
-    feedback: Tensor | None,
-    beta: Tensor,
-    theta: Tensor,
-    u0: Tensor,
-    s0: Tensor,
-    surrogate: Surrogate,
-    reset_code: int,
-) -> tuple[Tensor, Tensor]:
-    """The fused Triton scan (CUDA; CPU only under ``TRITON_INTERPRET=1``). See ``scan.lif_scan``."""
+def _check_inputs(current: Tensor) -> None:
     if triton is None:
         raise AstrosnnError(
             "the triton scan needs the 'triton' package (it comes with CUDA builds of torch); "
@@ -206,4 +195,8 @@ def lif_scan_triton(
         )
     if current.dtype not in _DTYPES:
         raise AstrosnnError(f"the triton scan needs floating-point tensors, got {current.dtype}")
-    return _LIFScanTritonFunction.apply(current, feedback, beta, theta, u0, s0, surrogate, reset_code)
+
+
+lif_scan_triton = fused_backend(_LIFScanTritonFunction, _check_inputs)
+"""The fused Triton scan (CUDA; CPU only under ``TRITON_INTERPRET=1``); a
+:class:`~astrosnn.lm.scan_common.LIFScanFn`."""

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from astrosnn.errors import AstrosnnError
+from astrosnn.runinfo import load_json
 
 
 def _load(run: str | Path | dict[str, Any]) -> dict[str, Any]:
     if isinstance(run, dict):
         return run
-    from astrosnn.runinfo import load_json
-
     path = Path(run)
     return load_json(path / "metrics.json" if path.is_dir() else path)
 
@@ -20,9 +19,9 @@ def _load(run: str | Path | dict[str, Any]) -> dict[str, Any]:
 def plot_learning_curves(runs, out: str | Path, title: str | None = None) -> Path:
     """Plot validation bits/char (or perplexity) vs training seconds and vs tokens; write a PNG to `out`.
 
-    `runs`: run folders, metrics.json paths, or metrics dicts (as returned by `astrosnn.lm.train.train`).
+    `runs`: run folders, metrics.json paths, or metrics dicts (as returned by `astrosnn.lm.train`).
     """
-    import matplotlib
+    import matplotlib  # lazy: slow to import, and only plotting needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

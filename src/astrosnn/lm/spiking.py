@@ -1,4 +1,6 @@
-"""Leaky integrate-and-fire neurons with hard reset: pure step function + a thin module.
+"""The LM's spiking neurons: leaky integrate-and-fire with hard reset, as a pure one-token step function
+(:func:`spiking_step`) and a thin module (:class:`SpikingLIF`). Not :mod:`astrosnn.core.lif` (the NALSM
+neurons): these are the surrogate-gradient neurons of AM-SU and the MLP.
 
 ``u_t = beta * u_{t-1} * (1 - s_{t-1}) + I_t``, ``s_t = Theta(u_t + o_t - theta)``; ``o_t`` is an optional
 extra potential (the astrocyte's feedback in AM-SU). ``beta = sigmoid(per-channel parameter)``.
@@ -15,34 +17,28 @@ from torch import Tensor, nn
 
 from astrosnn.core.surrogate import Surrogate, get_surrogate
 from astrosnn.errors import AstrosnnError
-from astrosnn.lm.scan import RESET_MODES, SCAN_BACKENDS, lif_scan
+from astrosnn.lm.scan import check_scan_backend, lif_scan
+from astrosnn.lm.scan_common import check_reset
 
-__all__ = ["LIF", "LIFState", "lif_step", "reset_mode"]
+__all__ = ["SpikingLIF", "SpikingState", "spiking_step"]
 
 
-class LIFState(NamedTuple):
-    """Membrane ``u`` and last spikes ``s``, both ``(B, N)``."""
+class SpikingState(NamedTuple):
+    """What a spiking layer carries between tokens: membrane ``u`` and last spikes ``s``, both ``(B, N)``."""
 
     u: Tensor
     s: Tensor
 
 
-def reset_mode(reset: bool, cut_reset_grad: bool) -> str:
-    """The scan's reset mode from the two configuration switches."""
-    if not reset:
-        return "none"
-    return "cut" if cut_reset_grad else "uncut"
-
-
-def lif_step(
+def spiking_step(
     current: Tensor,
-    state: LIFState,
+    state: SpikingState,
     beta: Tensor,
     theta: Tensor,
     surrogate: Surrogate,
     reset: str = "cut",
     feedback: Tensor | None = None,
-) -> tuple[Tensor, LIFState]:
+) -> tuple[Tensor, SpikingState]:
     """One time step: ``current (B, N)`` [+ ``feedback (B, N)``] -> ``(spikes (B, N), new state)``."""
     if reset == "none":
         u = beta * state.u + current
@@ -51,7 +47,7 @@ def lif_step(
         u = beta * state.u * keep + current
     v = u - theta if feedback is None else u + feedback - theta
     s = surrogate(v)
-    return s, LIFState(u, s)
+    return s, SpikingState(u, s)
 
 
 def _logit(p: float) -> float:
@@ -60,10 +56,10 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-class LIF(nn.Module):
+class SpikingLIF(nn.Module):
     """A layer of ``size`` LIF neurons; input ``(B, T, size)`` currents, output ``(B, T, size)`` spikes.
 
-    State is explicit: ``forward(x, state=None)`` returns ``(spikes, LIFState)``; pass the state back to
+    State is explicit: ``forward(x, state=None)`` returns ``(spikes, SpikingState)``; pass the state back to
     continue the sequence (``None`` = fresh zeros).
     """
 
@@ -79,14 +75,8 @@ class LIF(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        if reset not in RESET_MODES:
-            raise AstrosnnError(
-                f"unknown reset mode {reset!r}; choose one of {', '.join(RESET_MODES)}"
-            )
-        if backend not in SCAN_BACKENDS:
-            raise AstrosnnError(
-                f"unknown scan backend {backend!r}; choose one of {', '.join(SCAN_BACKENDS)}"
-            )
+        check_reset(reset)
+        check_scan_backend(backend)
         self.size = size
         self.reset_mode = reset
         self.backend = backend
@@ -102,16 +92,16 @@ class LIF(nn.Module):
     def beta(self) -> Tensor:
         return torch.sigmoid(self.beta_logit)
 
-    def init_state(self, batch_size: int, device=None, dtype=None) -> LIFState:  # noqa: ANN001
+    def init_state(self, batch_size: int, device=None, dtype=None) -> SpikingState:  # noqa: ANN001
         ref = self.beta_logit
         z = torch.zeros(
             batch_size, self.size, device=device or ref.device, dtype=dtype or ref.dtype
         )
-        return LIFState(z, z.clone())
+        return SpikingState(z, z.clone())
 
     def forward(
-        self, x: Tensor, state: LIFState | None = None, feedback: Tensor | None = None
-    ) -> tuple[Tensor, LIFState]:
+        self, x: Tensor, state: SpikingState | None = None, feedback: Tensor | None = None
+    ) -> tuple[Tensor, SpikingState]:
         if state is None:
             state = self.init_state(x.shape[0], x.device, x.dtype)
         beta = self.beta.to(x.dtype)
@@ -128,15 +118,15 @@ class LIF(nn.Module):
             self.backend,
         )
         s_last = spikes[:, -1] if x.shape[1] else state.s
-        return spikes, LIFState(u, s_last)
+        return spikes, SpikingState(u, s_last)
 
     def step(
-        self, x: Tensor, state: LIFState | None = None, feedback: Tensor | None = None
-    ) -> tuple[Tensor, LIFState]:
+        self, x: Tensor, state: SpikingState | None = None, feedback: Tensor | None = None
+    ) -> tuple[Tensor, SpikingState]:
         """One token: ``x (B, size)`` -> ``(spikes (B, size), state)``."""
         if state is None:
             state = self.init_state(x.shape[0], x.device, x.dtype)
-        return lif_step(
+        return spiking_step(
             x, state, self.beta.to(x.dtype), self.theta.to(x.dtype), self.surrogate,
             self.reset_mode, feedback,
         )  # fmt: skip

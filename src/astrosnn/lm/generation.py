@@ -1,17 +1,21 @@
 """Text generation: feed the prompt once, then sample one token at a time carrying the model state.
 
 For recurrent models (AstroSNN, LIF-SNN, LSTM) each new token costs one step whatever the context length.
+The sampling options and their defaults live in :class:`Sampling`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from astrosnn.errors import AstrosnnError
+from astrosnn.lm.checkpoint import load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -52,81 +56,63 @@ def sample_next(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _check(prompt_ids: Sequence[int], max_new_tokens: int, temperature: float, top_k: int | None) -> None:
-    if len(prompt_ids) == 0:
-        raise AstrosnnError("the prompt is empty: give at least one token")
-    if max_new_tokens < 0:
-        raise AstrosnnError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if not temperature >= 0:  # also rejects NaN
-        raise AstrosnnError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise AstrosnnError(f"top_k must be >= 1, got {top_k}")
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample: the options of :func:`generate`, :func:`stream_text` and :func:`stream_ids` (checked here)."""
+
+    max_new_tokens: int = 300
+    temperature: float = 0.8  # 0 = greedy
+    top_k: int | None = None  # sample among the k most likely tokens
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 0:
+            raise AstrosnnError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if not self.temperature >= 0:  # also rejects NaN
+            raise AstrosnnError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise AstrosnnError(f"top_k must be >= 1, got {self.top_k}")
 
 
 @torch.no_grad()
-def stream_ids(
-    model: nn.Module,
-    prompt_ids: Sequence[int],
-    max_new_tokens: int = 200,
-    temperature: float = 0.8,
-    top_k: int | None = None,
-    seed: int = 0,
-) -> Iterator[int]:
-    """Yield new token ids one by one: the prompt goes through the model once, then one token per step."""
-    _check(prompt_ids, max_new_tokens, temperature, top_k)
+def stream_ids(model: nn.Module, prompt_ids: Sequence[int], **sampling: Any) -> Iterator[int]:
+    """Yield new token ids one by one: the prompt goes through the model once, then one ``step`` per token.
+
+    `sampling`: the fields of :class:`Sampling`.
+    """
+    options = Sampling(**sampling)
+    if len(prompt_ids) == 0:
+        raise AstrosnnError("the prompt is empty: give at least one token")
     was_training = model.training
     model.eval()
     try:
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(options.seed)
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long)
         logits, state = model(ids, None)
         last = logits[:, -1]
-        step = getattr(model, "step", None)  # the recurrent form, when the model has one
-        for _ in range(max_new_tokens):
-            nxt = sample_next(last.float(), temperature, top_k, generator)
+        for _ in range(options.max_new_tokens):
+            nxt = sample_next(last.float(), options.temperature, options.top_k, generator)
             yield int(nxt)
-            if step is not None:
-                last, state = step(nxt, state)
-            else:
-                logits, state = model(nxt.view(1, 1), state)
-                last = logits[:, -1]
+            last, state = model.step(nxt, state)
     finally:
         model.train(was_training)
 
 
-def stream_text(
-    model: nn.Module,
-    vocab: Vocabulary,
-    prompt: str,
-    max_new_tokens: int = 200,
-    temperature: float = 0.8,
-    top_k: int | None = None,
-    seed: int = 0,
-) -> Iterator[str]:
-    """Yield the generated text piece by piece (a character, or a space and a word)."""
+def stream_text(model: nn.Module, vocab: Vocabulary, prompt: str, **sampling: Any) -> Iterator[str]:
+    """Yield the generated text piece by piece (a character, or a space and a word); `sampling` as above."""
     if not prompt:
         raise AstrosnnError("the prompt is empty: give at least one character")
     ids = vocab.encode(prompt)
-    for token in stream_ids(model, ids, max_new_tokens, temperature, top_k, seed):
+    for token in stream_ids(model, ids, **sampling):
         yield vocab.piece(token)
 
 
-def generate(
-    model: nn.Module,
-    vocab: Vocabulary,
-    prompt: str,
-    max_new_tokens: int = 200,
-    temperature: float = 0.8,
-    top_k: int | None = None,
-    seed: int = 0,
-) -> str:
-    """The generated continuation of `prompt` (without the prompt)."""
-    return "".join(stream_text(model, vocab, prompt, max_new_tokens, temperature, top_k, seed))
+def generate(model: nn.Module, vocab: Vocabulary, prompt: str, **sampling: Any) -> str:
+    """The generated continuation of `prompt` (without the prompt): :func:`stream_text` joined."""
+    return "".join(stream_text(model, vocab, prompt, **sampling))
 
 
-def generate_from_checkpoint(directory, prompt: str, **options) -> str:
-    """Load a checkpoint folder and generate; options as for `generate`."""
-    from astrosnn.lm.checkpoint import load_checkpoint
-
+def generate_from_checkpoint(directory: str | Path, prompt: str, **sampling: Any) -> str:
+    """Load a checkpoint folder and generate; `sampling` as for `generate`."""
     ckpt = load_checkpoint(directory)
-    return generate(ckpt.model, Vocabulary(ckpt.vocab, ckpt.level), prompt, **options)
+    return generate(ckpt.model, Vocabulary(ckpt.vocab, ckpt.level), prompt, **sampling)
