@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from astrosnn.core.stdp import stdp_delta, stdp_step
+from astrosnn.core.stdp import Synapses, stdp_delta, stdp_step
 
 # neurons: 0 exc, 1 inh, 2 post (exc), 3 input; synapses 0->2 (E), 1->2 (I), 3->2 (input)
 PRE = torch.tensor([0, 1, 3])
 POST = torch.tensor([2, 2, 2])
 INH = torch.tensor([False, True, False])
 ETA, DEP = 0.15, 0.4
+SYN = Synapses(PRE, POST, INH, torch.full((3,), -3.0), torch.full((3,), 3.0))
 
 
 def _delta(spikes, traces):
-    return stdp_delta(torch.tensor([spikes]), torch.tensor([traces]), PRE, POST, INH,
+    return stdp_delta(torch.tensor([spikes]), torch.tensor([traces]), SYN,
                       torch.tensor([ETA]), torch.tensor([DEP]))[0]
 
 
@@ -42,13 +43,13 @@ def test_clipping_per_block():
     w = torch.tensor([[0.01, -0.01, 0.01]])
     # strong acausal pairing: E weight would go below 0, I weight above 0, input weight may change sign
     new = stdp_step(w, torch.tensor([[True, True, False, True]]), torch.tensor([[0.0, 0.0, 1.0, 0.0]]),
-                    PRE, POST, INH, torch.tensor([ETA]), torch.tensor([DEP]), low, high)[0]
+                    Synapses(PRE, POST, INH, low, high), torch.tensor([ETA]), torch.tensor([DEP]))[0]
     assert new[0] == 0.0  # E clipped at 0
     assert new[1] == 0.0  # I: -0.01 + 0.15 clipped at 0
     assert new[2] == pytest.approx(0.01 - DEP)  # input crosses zero
     w = torch.tensor([[2.99, -2.99, 2.99]])
     new = stdp_step(w, torch.tensor([[False, False, True, False]]), torch.tensor([[1.0, 1.0, 0.0, 1.0]]),
-                    PRE, POST, INH, torch.tensor([ETA]), torch.tensor([DEP]), low, high)[0]
+                    Synapses(PRE, POST, INH, low, high), torch.tensor([ETA]), torch.tensor([DEP]))[0]
     assert new.tolist() == pytest.approx([3.0, -3.0, 3.0])
 
 
@@ -57,6 +58,6 @@ def test_astrocyte_as_the_third_factor():
 
     astro = astrocyte_step(astrocyte_init(1), torch.tensor([300]), torch.tensor([100]))  # busy liquid: A rises
     assert float(astro.value) > 0.15
-    dw = stdp_delta(torch.tensor([[True, True, False, True]]), torch.tensor([[0.0, 0.0, 0.3, 0.0]]), PRE, POST, INH,
+    dw = stdp_delta(torch.tensor([[True, True, False, True]]), torch.tensor([[0.0, 0.0, 0.3, 0.0]]), SYN,
                     torch.tensor([ETA]), astro.value)[0]
     assert dw.tolist() == pytest.approx([-float(astro.value) * 0.3, ETA * 0.3, -float(astro.value) * 0.3])

@@ -77,6 +77,15 @@ def _missing_hint(spec: DatasetFiles, folder: Path, names: list[str]) -> str:
     return f"missing: put {', '.join(names)} (from {spec.origin}) in {folder}"
 
 
+def _check_published(key: str, spec: DatasetFiles, folder: Path) -> tuple[str, dict, DatasetReport | None]:
+    """Checksum summary and per-file results of a dataset of published files, and its 'missing' report
+    (None when every file is present)."""
+    missing = [f.name for f in spec.files if not is_present(f, folder)]
+    checks, per_file = checksum_summary(spec, folder)
+    hint = _missing_hint(spec, folder, missing)
+    return checks, per_file, DatasetReport(key, "missing", hint, "", checks, per_file) if missing else None
+
+
 def report_digits() -> DatasetReport:
     import sklearn
 
@@ -102,10 +111,9 @@ def report_idx(spec: DatasetFiles, data_dir: Path, verify: bool = True) -> Datas
     folder = data_dir / spec.folder
     checks, per_file = "n/a", {}
     try:
-        missing = [f.name for f in spec.files if not is_present(f, folder)]
-        checks, per_file = checksum_summary(spec, folder)
+        checks, per_file, missing = _check_published(spec.key, spec, folder)
         if missing:
-            return DatasetReport(spec.key, "missing", _missing_hint(spec, folder, missing), "", checks, per_file)
+            return missing
         check = verification_on(verify)
         names = registry.IDX_NAMES
         known = [spec.file(n) if check else None for n in names]
@@ -194,10 +202,9 @@ def report_ptb(data_dir: Path, verify: bool = True) -> DatasetReport:
     folder = data_dir / spec.folder
     checks, per_file = "n/a", {}
     try:
-        missing = [f.name for f in spec.files if not is_present(f, folder)]
-        checks, per_file = checksum_summary(spec, folder)
+        checks, per_file, missing = _check_published("ptb", spec, folder)
         if missing:
-            return DatasetReport("ptb", "missing", _missing_hint(spec, folder, missing), "", checks, per_file)
+            return missing
         c = load_ptb(data_dir, download=False, verify=verify)
     except DataError as e:
         return DatasetReport("ptb", status_of(e), str(e), "", checks, per_file)

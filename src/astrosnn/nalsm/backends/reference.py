@@ -19,7 +19,7 @@ from astrosnn.core.lif import (
     synaptic_current,
     synaptic_response_table,
 )
-from astrosnn.core.stdp import stdp_step
+from astrosnn.core.stdp import Synapses, stdp_step
 from astrosnn.core.traces import trace_step
 from astrosnn.nalsm.params import INPUT_CURRENT, LIF, PlasticityConfig, SimulationResult
 from astrosnn.nalsm.topology import PRE_INH, Network, clip_bounds
@@ -34,8 +34,8 @@ class ReferenceBackend:
         n, m = network.n_liquid, network.n_neurons
         pre = torch.from_numpy(network.pre)
         post = torch.from_numpy(network.post)
-        inhibitory = torch.from_numpy(network.pre_kind == PRE_INH)
         low, high = (torch.from_numpy(b) for b in clip_bounds(network))
+        synapses = Synapses(pre, post, torch.from_numpy(network.pre_kind == PRE_INH), low, high)
         mask = torch.from_numpy(density_mask(n, network.n_input, plasticity.astro_density, plasticity.seed))
         table = synaptic_response_table(LIF)
         f32 = torch.float32
@@ -59,7 +59,7 @@ class ReferenceBackend:
             state = lif_integrate(state, spikes, current, LIF)  # 5, 6, 7
             if plasticity.rule != "none":  # 8
                 depression = astro.value if plasticity.rule == "astro" else eta
-                w = stdp_step(w, spikes, x, pre, post, inhibitory, eta, depression, low, high)
+                w = stdp_step(w, spikes, x, synapses, eta, depression)
             x = trace_step(x, spikes, plasticity.trace_a, plasticity.trace_decay)  # 9
             seen = spikes & mask
             astro = astrocyte_step(astro, seen[:, :n].sum(1), seen[:, n:].sum(1), plasticity.astro_tau)  # 10
