@@ -47,9 +47,9 @@ class TokenStream:
             data = data.detach().cpu().numpy()
         if getattr(data, "ndim", 1) != 1:
             raise AstrosnnError(f"token data must be one-dimensional, got shape {tuple(data.shape)}")
-        n = len(data) - offset
         if not 0 <= offset < len(data):
             raise AstrosnnError(f"offset {offset} lies outside the {len(data)} tokens")
+        n = len(data) - offset
         stream_len = n // batch_size
         if stream_len < 2 or (drop_last and stream_len - 1 < seq_len):
             raise AstrosnnError(
