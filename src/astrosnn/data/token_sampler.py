@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from astrosnn.errors import AstrosnnError
+
+if TYPE_CHECKING:  # torch is imported when batches are made: preparing token files does not need it
+    import torch
 
 
 class TokenStream:
@@ -43,7 +46,7 @@ class TokenStream:
             raise AstrosnnError(
                 f"batch size {batch_size} does not divide into {world_size} equal parts (one per rank)"
             )
-        if isinstance(data, torch.Tensor):
+        if type(data).__module__.startswith("torch"):
             data = data.detach().cpu().numpy()
         if getattr(data, "ndim", 1) != 1:
             raise AstrosnnError(f"token data must be one-dimensional, got shape {tuple(data.shape)}")
@@ -82,6 +85,8 @@ class TokenStream:
         return self.rows * per_stream
 
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         if not 0 <= index < self.num_batches:
             raise IndexError(f"batch {index} out of range 0..{self.num_batches - 1}")
         start = index * self.seq_len
