@@ -121,7 +121,9 @@ class CharTokenizer:
             if i and c <= vocab[i - 1]:
                 raise DataError(f"{where}: the characters must be unique and sorted ({vocab[i - 1]!r} before {c!r})")
         self.vocab = vocab
-        self._cps = np.fromiter((ord(c) for c in vocab), dtype=np.int64, count=len(vocab))
+        cps = np.fromiter((ord(c) for c in vocab), dtype=np.int64, count=len(vocab))
+        self._lut = np.full(int(cps[-1]) + 1, -1, dtype=np.int32)  # code point -> id (at most 4.4 MB)
+        self._lut[cps] = np.arange(len(cps), dtype=np.int32)
 
     @property
     def vocab_size(self) -> int:
@@ -129,12 +131,17 @@ class CharTokenizer:
 
     def encode(self, text: str, where: str = "") -> np.ndarray:
         """Ids (int64); characters outside the vocabulary are an error naming them."""
+        return self.encode_int32(text, where).astype(np.int64)
+
+    def encode_int32(self, text: str, where: str = "") -> np.ndarray:
+        """Ids as int32 (4 bytes a character while streaming, not 8)."""
         try:
-            cps = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
+            cps = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
         except UnicodeEncodeError as e:
             raise AstrosnnError(f"{where or 'text'}: cannot encode {text[e.start]!r} (a lone surrogate)") from None
-        ids = np.searchsorted(self._cps, cps)
-        bad = self._cps[np.minimum(ids, len(self._cps) - 1)] != cps
+        top = len(self._lut) - 1
+        ids = self._lut[np.minimum(cps, top)]
+        bad = (ids < 0) | (cps > top)
         if bad.any():
             unknown = sorted({chr(c) for c in np.unique(cps[bad]).tolist()})
             shown = ", ".join(repr(c) for c in unknown[:10])
@@ -210,7 +217,9 @@ def load_bpe(path: Path):
 
 def bpe_encode(tok, pieces: list[str]) -> np.ndarray:
     """Ids (int64) of the pieces, concatenated (no special tokens added)."""
-    encs = tok.encode_batch(pieces, add_special_tokens=False)
+    # encode_batch_fast (tokenizers >= 0.20) skips the character offsets: about twice as fast, same ids
+    encode = getattr(tok, "encode_batch_fast", None) or tok.encode_batch
+    encs = encode(pieces, add_special_tokens=False)
     if not encs:
         return np.zeros(0, dtype=np.int64)
     return np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encs])

@@ -426,7 +426,7 @@ def _encode_split(tok, segs: list[_Segment], path: Path, dt: np.dtype, chunk_byt
 
     def write(f, batch: list[str]) -> None:
         nonlocal count
-        ids = tok.encode("".join(batch), where=where) if isinstance(tok, CharTokenizer) else bpe_encode(tok, batch)
+        ids = tok.encode_int32("".join(batch), where=where) if isinstance(tok, CharTokenizer) else bpe_encode(tok, batch)
         if ids.size and int(ids.max()) > limit:
             raise DataError(f"{where}: the tokenizer produced id {int(ids.max())}, beyond {dt.name} token files")
         raw = ids.astype(dt).tobytes()
