@@ -1,1 +1,1 @@
-"""Datasets (IDX images, N-MNIST events, text corpora), spike encoders, and where data comes from."""
+"""Datasets (IDX images, N-MNIST events, text corpora, memory-mapped token folders), spike encoders, and where data comes from."""
