@@ -183,7 +183,7 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     version = field(config, "format_version", int, where, optional=True, default=1)
     if version not in (1, FORMAT_VERSION):
         raise AstrosnnError(f"{where}: format_version {version} is not one this astrosnn reads (1 or {FORMAT_VERSION})")
-    if version >= 2:
+    if version >= 2 or "config_sha256" in config or "weights_sha256" in config:  # no downgrade by an edit
         stored = field(config, "config_sha256", str, where)
         actual = json_sha256({k: v for k, v in config.items() if k != "config_sha256"})
         if stored != actual:
@@ -231,7 +231,7 @@ def load_checkpoint(directory: str | Path, kind: str | None = None) -> LoadedChe
     where, wpath = directory / CONFIG, directory / WEIGHTS
     if kind is not None and config["kind"] != kind:
         raise AstrosnnError(f"checkpoint {directory} holds a {config['kind']} model, not {kind}")
-    verified = config.get("format_version", 1) >= 2
+    verified = "config_sha256" in config  # read_config has checked it
     meta_model = _meta_model(config["kind"], config["model_config"], where)
     head = getattr(meta_model.config, "vocab_size", None)
     if head != len(config["vocab"]):
@@ -457,6 +457,8 @@ def read_manifest(out: str | Path) -> tuple[Path, dict[str, Any]]:
     manifest = load_json(where)
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise AstrosnnError(f"{where}: not an astrosnn training-checkpoint manifest")
+    if field(manifest, "format_version", int, where) != 1:
+        raise AstrosnnError(f"{where}: format_version {manifest['format_version']} is not one this astrosnn reads (1)")
     step = _count(manifest, "step", where)
     name = field(manifest, "folder", str, where)
     if not _STEP_RE.match(name):

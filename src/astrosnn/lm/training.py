@@ -326,12 +326,16 @@ class Trainer:
     def _resume(self) -> None:
         folder, _ = read_manifest(self.out)
         saved = read_config(folder)
-        if tuple(saved["vocab"]) != self.vocab:
-            raise AstrosnnError(f"{folder / CONFIG}: the corpus vocabulary differs from the checkpoint's")
         info = read_training_json(folder)
         if info.get("fingerprint") is None:
             raise AstrosnnError(f"{folder / TRAIN_JSON}: the run's fingerprint is missing")
-        refuse_changed_options(self.out, info["fingerprint"], self.fingerprint)
+        vocab_note = "the corpus vocabulary differs from the checkpoint's"
+        try:
+            refuse_changed_options(self.out, info["fingerprint"], self.fingerprint)
+        except AstrosnnError as e:
+            raise AstrosnnError(f"{e} ({vocab_note})" if tuple(saved["vocab"]) != self.vocab else str(e)) from None
+        if tuple(saved["vocab"]) != self.vocab:
+            raise AstrosnnError(f"{folder / CONFIG}: {vocab_note}")
         _check_run_length(self.out, self.cfg, info["progress"])
         self.model = load_checkpoint(folder, kind=self.cfg.model).model
         self.model.train()
