@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--layers", type=integer(1, LIMITS["layers"]), help=f"number of layers / blocks (default: {DEFAULT_SIZE.layers})")
     t.add_argument("--heads", type=integer(1, LIMITS["heads"]), help=f"astrocyte or attention heads (default: {DEFAULT_SIZE.heads}; the LSTM has none)")
     t.add_argument("--params", type=integer(1, LIMITS["params"]), metavar="TARGET", help="pick the width for about TARGET parameters")
-    t.add_argument("--dropout", type=number(0, 1, high_open=True), metavar="P",
+    t.add_argument("--dropout", type=float, metavar="P",  # checked by the model config: one line, [0, 1)
                    help=f"dropout rate of any model, in training only (default: {_default(AstroSNNConfig, 'dropout'):g})")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other field of the model's config, AM-SU fields included (flat or as amsu.KEY), e.g. "
