@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from astrosnn import __version__
 from astrosnn.errors import AstrosnnError
 
 
+class UsageExit(SystemExit):
+    """A bad command line, already reported as one line (exit status 2)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors as one line, ``astrosnn: error: --option: why``, not the usage block.
+
+    Subcommand parsers inherit the class (argparse makes them of their parent's type)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        def name(m: re.Match) -> str:
+            return max(m.group(1).split("/"), key=len) + ": "
+
+        message = re.sub(r"^argument ([^:]+): ", name, message).replace("\n", " ")
+        print(f"astrosnn: error: {message}", file=sys.stderr)
+        raise UsageExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from astrosnn.commands import data, lm, nalsm
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="astrosnn",
         description="Astrocyte-modulated spiking neural networks: NALSM and AstroSNN.",
     )
@@ -27,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageExit:
+        return 2
     try:
         result = args.func(args)
     except AstrosnnError as e:

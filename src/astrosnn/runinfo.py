@@ -1,12 +1,14 @@
-"""Seeds, version records and atomic file writes shared by every job."""
+"""Seeds, version records, atomic file writes, content hashes and option fingerprints shared by every job."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import random
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,27 @@ def versions() -> dict[str, str]:
     }
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain `open(path, "w")` gives a new file: 0o666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    """Write to a temporary file in the same folder, then rename: readers never see half a file.
+
+    The file gets the mode of an ordinary new file (0o666 less the umask), not mkstemp's 0o600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -54,6 +75,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), file_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -86,7 +108,7 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise AstrosnnError(f"{path}: file not found")
     try:
         return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError, RuntimeError, OverflowError, MemoryError) as e:
         raise AstrosnnError(f"{path}: not a valid safetensors file ({e})") from None
 
 
@@ -97,6 +119,68 @@ def load_json(path: str | Path) -> Any:
     if not path.is_file():
         raise AstrosnnError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
         raise AstrosnnError(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise AstrosnnError(f"{path}: cannot be read ({e.strerror or e})") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, over-long integers
+        raise AstrosnnError(f"{path}: not valid JSON ({e})") from None
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a folder's entries (new and renamed files) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def json_sha256(obj: Any) -> str:
+    """Hex sha256 of a JSON value's canonical text (sorted keys, no spaces): layout changes keep it."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def differences(saved: Any, given: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two JSON-like values differ (nested dicts compared key by key)."""
+    if isinstance(saved, dict) and isinstance(given, dict):
+        out: list[str] = []
+        for key in sorted(set(saved) | set(given), key=str):
+            out += differences(saved.get(key), given.get(key), f"{prefix}{key}.")
+        return out
+    return [] if saved == given else [prefix.rstrip(".")]
+
+
+def refuse_changed_options(folder: str | Path, saved: Any, given: Any, how: str = "use the same options") -> None:
+    """Raise an AstrosnnError listing the keys where a run's saved fingerprint and the given one differ.
+
+    Fingerprints are JSON-like dicts (compared after a JSON round trip, as they read back from a file).
+    """
+    from astrosnn.errors import AstrosnnError
+
+    def norm(v: Any) -> Any:
+        return json.loads(json.dumps(v, default=str))
+
+    diff = differences(norm(saved), norm(given))
+    if diff:
+        shown = ", ".join(diff[:8]) + (" ..." if len(diff) > 8 else "")
+        raise AstrosnnError(f"cannot resume: the checkpoint in {folder} is of a run with other settings ({shown}); "
+                            f"{how}, or delete that folder to start over")

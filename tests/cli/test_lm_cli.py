@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from astrosnn.cli import main
+from astrosnn.runinfo import json_sha256
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -121,6 +122,8 @@ def test_bad_inputs_exit_2_with_one_line(run, tmp_path, capsys):
     shutil.copytree(out, other)
     config = json.loads((other / "config.json").read_text())
     config["kind"], config["model_config"] = "transformer", {"vocab_size": len(config["vocab"]), "width": 16, "heads": 2, "layers": 1}
+    del config["config_sha256"]
+    config["config_sha256"] = json_sha256(config)  # a consistent config.json that does not fit the weights
     (other / "config.json").write_text(json.dumps(config))
     one_line_error(capsys, ["lm", "generate", "--checkpoint", str(other), "--prompt", "to"], "do not fit a transformer model")
     one_line_error(capsys, ["lm", "train", "--resume", "--out", str(tmp_path / "nothing")], "cannot resume")

@@ -32,3 +32,34 @@ def test_json_roundtrip_and_versions(tmp_path):
     with pytest.raises(AstrosnnError, match="bad.json"):
         load_json(tmp_path / "bad.json")
     assert json.loads((tmp_path / "c.json").read_text())
+
+
+def test_atomic_writes_honour_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_json(tmp_path / "m.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o640
+
+
+def test_fingerprint_differences_and_refusal(tmp_path):
+    from astrosnn.runinfo import differences, json_sha256, refuse_changed_options
+
+    saved = {"lr": 0.1, "model": {"width": 16, "heads": 2}, "seed": 0}
+    given = {"lr": 0.2, "model": {"width": 16, "heads": 4}, "seed": 0, "extra": 1}
+    assert differences(saved, given) == ["extra", "lr", "model.heads"]
+    refuse_changed_options(tmp_path, saved, json.loads(json.dumps(saved)))
+    with pytest.raises(AstrosnnError, match=r"other settings \(extra, lr, model.heads\)"):
+        refuse_changed_options(tmp_path, saved, given)
+    assert json_sha256({"a": 1, "b": [1.0]}) == json_sha256(json.loads('{ "b": [1.0],  "a": 1 }'))
+    assert json_sha256({"a": 1}) != json_sha256({"a": 2})
+
+
+def test_unreadable_json_is_one_line(tmp_path):
+    (tmp_path / "big.json").write_text("1" * 5000)  # beyond Python's int-from-text limit
+    with pytest.raises(AstrosnnError, match="big.json"):
+        load_json(tmp_path / "big.json")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from astrosnn.commands.options import integer, number, seed, threads
 from astrosnn.errors import AstrosnnError
 from astrosnn.lm import (
     DEFAULT_SIZE,
@@ -27,7 +29,8 @@ from astrosnn.lm import (
     stream_text,
     train,
 )
-from astrosnn.lm.training import DEFAULT_TIME_BUDGET
+from astrosnn.lm.training import DEFAULT_TIME_BUDGET, LIMITS, saved_train_config
+from astrosnn.rundir import check_not_busy
 from astrosnn.viz.lm import plot_learning_curves
 
 NAMED_CORPORA = ("default", "tinyshakespeare", "ptb")
@@ -51,38 +54,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Train a character- or word-level language model; writes metrics.json and a "
         "checkpoint (model.safetensors + config.json) into --out.",
     )
-    t.add_argument("--corpus", default=train_default("corpus"),
+    t.add_argument("--corpus", default=None,
                    help=f"{' | '.join(NAMED_CORPORA)} | PATH to a UTF-8 text file (default: {train_default('corpus')})")
     # not argparse choices: an unknown model is the library's one-line error, as every other bad option
-    t.add_argument("--model", default=train_default("model"), metavar="|".join(model_kinds()),
+    t.add_argument("--model", default=None, metavar="|".join(model_kinds()),
                    help=f"one of {', '.join(model_kinds())} (default: {train_default('model')})")
-    t.add_argument("--width", type=int, help=f"model width (default: {DEFAULT_SIZE.width})")
-    t.add_argument("--layers", type=int, help=f"number of layers / blocks (default: {DEFAULT_SIZE.layers})")
-    t.add_argument("--heads", type=int, help=f"astrocyte or attention heads (default: {DEFAULT_SIZE.heads}; the LSTM has none)")
-    t.add_argument("--params", type=int, metavar="TARGET", help="pick the width for about TARGET parameters")
-    t.add_argument("--dropout", type=float, metavar="P",
+    t.add_argument("--width", type=integer(1, LIMITS["width"]), help=f"model width (default: {DEFAULT_SIZE.width})")
+    t.add_argument("--layers", type=integer(1, LIMITS["layers"]), help=f"number of layers / blocks (default: {DEFAULT_SIZE.layers})")
+    t.add_argument("--heads", type=integer(1, LIMITS["heads"]), help=f"astrocyte or attention heads (default: {DEFAULT_SIZE.heads}; the LSTM has none)")
+    t.add_argument("--params", type=integer(1, LIMITS["params"]), metavar="TARGET", help="pick the width for about TARGET parameters")
+    t.add_argument("--dropout", type=float, metavar="P",  # checked by the model config: one line, [0, 1)
                    help=f"dropout rate of any model, in training only (default: {_default(AstroSNNConfig, 'dropout'):g})")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other field of the model's config, AM-SU fields included (flat or as amsu.KEY), e.g. "
                    "--set token_shift=false --set norm=denominator (values read as JSON, else as text; repeatable)")
-    t.add_argument("--seq-len", type=int, default=None,
+    t.add_argument("--seq-len", type=integer(1, LIMITS["seq_len"]), default=None,
                    help="tokens per stream per step: the truncated-BPTT length, the Transformer's context "
                    f"(default: {train_default('seq_len')})")
-    t.add_argument("--batch-size", type=int, default=None, help=f"parallel streams per step (default: {train_default('batch_size')})")
+    t.add_argument("--batch-size", type=integer(1, LIMITS["batch_size"]), default=None, help=f"parallel streams per step (default: {train_default('batch_size')})")
     budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="optimiser steps")
-    budget.add_argument("--time-budget", type=float, metavar="SECONDS",
+    budget.add_argument("--steps", type=integer(1, LIMITS["steps"]), help="optimiser steps")
+    budget.add_argument("--time-budget", type=number(0, LIMITS["time_budget"], low_open=True), metavar="SECONDS",
                         help=f"training time in seconds (default: {DEFAULT_TIME_BUDGET:g} when --steps is not given)")
-    t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: {train_default('lr'):g})")
-    t.add_argument("--seed", type=int, default=train_default("seed"))
-    t.add_argument("--eval-every", type=int, metavar="STEPS", help="validate every STEPS steps (default: 10 times per run)")
-    t.add_argument("--eval-tokens", type=int, metavar="N",
+    t.add_argument("--lr", type=number(0, 10, low_open=True), default=None, help=f"peak learning rate (default: {train_default('lr'):g})")
+    t.add_argument("--seed", type=seed(), default=None, help=f"(default: {train_default('seed')})")
+    t.add_argument("--eval-every", type=integer(1, LIMITS["eval_every"]), metavar="STEPS", help="validate every STEPS steps (default: 10 times per run)")
+    t.add_argument("--eval-tokens", type=integer(2, LIMITS["eval_tokens"]), metavar="N",
                    help=f"periodic validations use the first N validation tokens (default: {train_default('eval_tokens')}; "
                    "the final one uses all)")
     t.add_argument("--out", help="run folder (default: runs/lm-MODEL-CORPUS)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--data-dir", help="dataset folder (default: $ASTROSNN_DATA or the user cache)")
-    t.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core; use 1 when other jobs share the CPU: waiting threads stall)")
+    t.add_argument("--threads", type=threads(), help="torch threads (default: torch's, one per core; use 1 when other jobs share the CPU: waiting threads stall)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
@@ -94,13 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint", required=True, metavar="DIR", help="a run folder written by 'astrosnn lm train'")
     g.add_argument("--prompt", required=True, help="text to continue (characters must be in the model's vocabulary)")
     sampling = Sampling()
-    g.add_argument("--max-new-tokens", type=int, default=sampling.max_new_tokens,
+    g.add_argument("--max-new-tokens", type=integer(0, 10**7), default=sampling.max_new_tokens,
                    help=f"tokens to generate (default: {sampling.max_new_tokens})")
-    g.add_argument("--temperature", type=float, default=sampling.temperature,
+    g.add_argument("--temperature", type=number(0, 100), default=sampling.temperature,
                    help=f"0 = greedy (default: {sampling.temperature:g})")
-    g.add_argument("--top-k", type=int, default=sampling.top_k, help="sample among the k most likely tokens")
-    g.add_argument("--seed", type=int, default=sampling.seed)
-    g.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, fastest for one token at a time)")
+    g.add_argument("--top-k", type=integer(1, 10**7), default=sampling.top_k, help="sample among the k most likely tokens")
+    g.add_argument("--seed", type=seed(), default=sampling.seed)
+    g.add_argument("--threads", type=threads(), default=1, help="torch threads (default: 1, fastest for one token at a time)")
     g.set_defaults(func=_generate)
 
     pl = lm.add_parser("plot", help="plot learning curves of one or more run folders")
@@ -109,28 +112,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pl.set_defaults(func=_plot)
 
 
+# options that define a run: a resume must repeat them (given ones are compared with the saved run's)
+_RUN_OPTIONS = ("corpus", "model", "width", "layers", "heads", "seq_len", "batch_size", "lr", "seed", "params")
+# options a resume may change
+_RESUME_OPTIONS = ("steps", "time_budget", "eval_every", "eval_tokens", "threads", "data_dir")
+
+
 def _train(args: argparse.Namespace) -> int:
     options = _parse_sets(args.set)
     if args.dropout is not None:
         options["dropout"] = args.dropout
-    given = {name: getattr(args, name) for name in ("layers", "heads", "seq_len", "batch_size", "lr", "threads",
-                                                     "eval_tokens") if getattr(args, name) is not None}  # fmt: skip
-    corpus_tag = Path(args.corpus).stem if args.corpus not in NAMED_CORPORA else args.corpus
-    # a bad option fails here, before any data is read
-    cfg = TrainConfig(
-        corpus=args.corpus,
-        model=args.model,
-        width=args.width,
-        steps=args.steps,
-        time_budget=args.time_budget,
-        seed=args.seed,
-        eval_every=args.eval_every,
-        data_dir=args.data_dir,
-        params=args.params,
-        model_options=options,
-        out=args.out or f"runs/lm-{args.model}-{corpus_tag}",
-        **given,
-    )
+    given = {name: getattr(args, name) for name in _RUN_OPTIONS if getattr(args, name) is not None}
+    later = {name: getattr(args, name) for name in _RESUME_OPTIONS}
+    model = args.model or _default(TrainConfig, "model")
+    corpus = args.corpus or _default(TrainConfig, "corpus")
+    corpus_tag = Path(corpus).stem if corpus not in NAMED_CORPORA else corpus
+    out = args.out or f"runs/lm-{model}-{corpus_tag}"
+    if args.resume:
+        # the saved run's options, with those given on this command line: a changed one is refused by name
+        check_not_busy(out)
+        saved = saved_train_config(out)
+        if options:
+            given["model_options"] = {**(saved.get("model_options") or {}), **options}
+        cfg = TrainConfig(**{**saved, **given, **later, "out": out})
+    else:
+        # a bad option fails here, before any data is read
+        cfg = TrainConfig(**given, **{k: v for k, v in later.items() if v is not None}, model_options=options, out=out)
     metrics = train(cfg, resume=args.resume, progress=not args.quiet)
     final = metrics["final_validation"]
     print(f"validation {metrics['metric'].replace('_', ' ')}: {final[metrics['metric']]:.4f}")
@@ -143,20 +150,26 @@ def _parse_sets(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise AstrosnnError(f"--set expects KEY=VALUE, got {item!r}")
+        if key.strip() in ("vocab_size", "model_config.vocab_size"):
+            raise AstrosnnError("--set: vocab_size is not an option: the corpus's vocabulary sets it")
         try:
             options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError, over-long integers
             options[key.strip()] = value
+        parsed = options[key.strip()]
+        if isinstance(parsed, float) and not math.isfinite(parsed) or (isinstance(parsed, int) and abs(parsed) > 2**63):
+            raise AstrosnnError(f"--set {key.strip()}: {value} is not a usable number")
     return options
 
 
 def _generate(args: argparse.Namespace) -> int:
     if args.prompt == "":
         raise AstrosnnError("the prompt is empty: give at least one character")
-    if args.threads < 1:
-        raise AstrosnnError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint)
+    if not ckpt.verified:
+        print(f"astrosnn: note: {args.checkpoint} was written before checksums were stored: its files are not "
+              "verified", file=sys.stderr)  # fmt: skip
     pieces = stream_text(
         ckpt.model,
         Vocabulary(ckpt.vocab, ckpt.level),

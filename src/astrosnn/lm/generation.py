@@ -91,6 +91,9 @@ def stream_ids(model: nn.Module, prompt_ids: Sequence[int], **sampling: Any) -> 
         logits, state = model(ids, None)
         last = logits[:, -1]
         for _ in range(options.max_new_tokens):
+            if not bool(torch.isfinite(last).all()):
+                raise AstrosnnError("the model produced NaN or infinite logits: the checkpoint is damaged or "
+                                    "training diverged")  # fmt: skip
             nxt = sample_next(last.float(), options.temperature, options.top_k, generator)
             yield int(nxt)
             last, state = model.step(nxt, state)
@@ -102,6 +105,10 @@ def stream_text(model: nn.Module, vocab: Vocabulary, prompt: str, **sampling: An
     """Yield the generated text piece by piece (a character, or a space and a word); `sampling` as above."""
     if not prompt:
         raise AstrosnnError("the prompt is empty: give at least one character")
+    head = getattr(getattr(model, "config", None), "vocab_size", None)
+    if head is not None and head != len(vocab.tokens):
+        raise AstrosnnError(f"the vocabulary has {len(vocab.tokens)} tokens but the model's head has {head}: "
+                            "they do not belong together")  # fmt: skip
     ids = vocab.encode(prompt)
     for token in stream_ids(model, ids, **sampling):
         yield vocab.piece(token)

@@ -14,7 +14,11 @@ attributes) and runs its loop; the trainer's parts are the step (:meth:`Trainer.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,19 +34,31 @@ from astrosnn.errors import AstrosnnError
 from astrosnn.lm.base import DEFAULT_SIZE
 from astrosnn.lm.batching import StreamBatcher
 from astrosnn.lm.checkpoint import (
+    CHECKPOINT_DIR,
     CONFIG,
+    MANIFEST,
     TRAIN_JSON,
+    WEIGHTS,
+    export_model,
     load_checkpoint,
     load_training_state,
     read_config,
-    save_checkpoint,
-    save_training_state,
+    read_manifest,
+    read_training_json,
+    save_training_checkpoint,
 )
 from astrosnn.lm.registry import build_model, count_parameters, model_kinds, width_for_parameters
 from astrosnn.lm.state import detach_state
-from astrosnn.runinfo import atomic_write_json, seed_everything, versions
+from astrosnn.rundir import run_dir
+from astrosnn.runinfo import atomic_write_json, refuse_changed_options, seed_everything, versions
 
 DEFAULT_TIME_BUDGET = 60.0
+MAX_PARAMETERS = 2_000_000_000  # refused above this, before anything is allocated
+# Upper bounds of the numeric options: far above any sensible run, low enough that nothing overflows
+LIMITS = {"width": 1 << 16, "layers": 1024, "heads": 4096, "seq_len": 1 << 20, "batch_size": 1 << 16,
+          "steps": 10**9, "eval_every": 10**9, "eval_tokens": 1 << 40, "params": MAX_PARAMETERS,
+          "time_budget": 10**7, "seed": 2**63 - 1}  # fmt: skip
+RESUMABLE = ("steps", "time_budget", "eval_every", "eval_tokens", "threads", "data_dir", "out")
 
 
 @dataclass
@@ -81,6 +97,26 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise an AstrosnnError naming the first bad field; changes nothing."""
+        for name in ("width", "layers", "heads", "seq_len", "batch_size", "steps", "eval_every", "eval_tokens",
+                     "params", "seed", "warmup_steps", "threads"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise AstrosnnError(f"{name} must be an integer, got {value!r}")
+        for name in ("lr", "time_budget", "min_lr_ratio", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):  # fmt: skip
+                raise AstrosnnError(f"{name} must be a finite number, got {value!r}")
+        for name, limit in LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and value > limit:
+                raise AstrosnnError(f"{name} must be <= {limit:,}, got {value:,}")
+        if self.seed < 0:
+            raise AstrosnnError(f"seed must be >= 0, got {self.seed}")
+        if not isinstance(self.model_options, dict):
+            raise AstrosnnError("model_options must be a dict")
+        if "vocab_size" in self.model_options:
+            raise AstrosnnError("vocab_size is not an option: the corpus's vocabulary sets it")
         if self.model not in model_kinds():
             raise AstrosnnError(f"unknown model {self.model!r} (choose from {', '.join(model_kinds())})")
         if self.steps is not None and self.time_budget is not None:
@@ -100,8 +136,10 @@ class TrainConfig:
             raise AstrosnnError(f"eval_every must be >= 1, got {self.eval_every}")
         if self.params is not None and self.width is not None:
             raise AstrosnnError("give width or params, not both")
-        if self.threads is not None and self.threads < 1:
-            raise AstrosnnError(f"threads must be >= 1, got {self.threads}")
+        if self.threads is not None and not 1 <= self.threads <= max_threads():
+            raise AstrosnnError(f"threads must be in [1, {max_threads()}], got {self.threads}")
+        if not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0 or not self.grad_clip > 0 or self.warmup_steps < 0:
+            raise AstrosnnError("min_lr_ratio must lie in [0, 1], weight_decay and warmup_steps be >= 0, grad_clip > 0")
 
     def normalised(self) -> TrainConfig:
         """A checked copy with the run length settled (neither steps nor time_budget: DEFAULT_TIME_BUDGET)."""
@@ -115,6 +153,57 @@ class TrainConfig:
         width = self.width if self.width is not None or self.params is not None else DEFAULT_SIZE.width
         return {"width": width, "layers": self.layers, "heads": self.heads, "seq_len": self.seq_len,
                 **self.model_options}  # fmt: skip
+
+
+def max_threads() -> int:
+    """The most torch threads a run may ask for: four per core (at least 8)."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
+def fingerprint(cfg: TrainConfig, corpus_info: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run must repeat: every training option but the run length, evaluation and threads, and the
+    corpus's identity (name, level, sizes and a checksum of its tokens)."""
+    options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE}
+    return json.loads(json.dumps({"train_config": options, "corpus": corpus_info}, default=str))
+
+
+def estimate_parameters(kind: str, vocab_size: int, **options: Any) -> int:
+    """Parameters of the model `build_model` would make, counted on the meta device (no memory, no random draws)."""
+    rng = torch.get_rng_state()
+    try:
+        with torch.device("meta"):
+            return count_parameters(build_model(kind, vocab_size, **options))
+    finally:
+        torch.set_rng_state(rng)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available (MemAvailable of /proc/meminfo), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_model_size(kind: str, vocab_size: int, cfg: TrainConfig, **options: Any) -> int:
+    """Refuse, before allocating, a model above MAX_PARAMETERS or whose training would not fit in memory."""
+    n = estimate_parameters(kind, vocab_size, **options)
+    if n > MAX_PARAMETERS:
+        raise AstrosnnError(f"the {kind} model would have {n:,} parameters, above the limit of {MAX_PARAMETERS:,}: "
+                            "use a smaller --width / --layers / --params")  # fmt: skip
+    width = int(options.get("width") or DEFAULT_SIZE.width)
+    layers = int(options.get("layers") or DEFAULT_SIZE.layers)
+    # weights, gradients and two AdamW moments (float32), plus a rough allowance for the activations kept for BPTT
+    need = 16 * n + 4 * cfg.batch_size * cfg.seq_len * (8 * width * layers + 2 * vocab_size)
+    avail = _available_memory()
+    if avail is not None and need > avail:
+        raise AstrosnnError(f"training this {kind} model ({n:,} parameters, batch {cfg.batch_size} x {cfg.seq_len}) "
+                            f"needs about {need / 2**30:.1f} GiB, {avail / 2**30:.1f} GiB are available")  # fmt: skip
+    return n
 
 
 def learning_rate(cfg: TrainConfig, step: int, elapsed: float) -> float:
@@ -166,14 +255,18 @@ def score(loss: float, level: str) -> tuple[str, float]:
     return "perplexity", math.exp(min(loss, 700.0))
 
 
-def _corpus_info(corpus, train_n: int, valid_n: int) -> dict[str, Any]:  # noqa: ANN001
+def _corpus_info(corpus, train_ids, valid_ids) -> dict[str, Any]:  # noqa: ANN001
+    h = hashlib.sha256("\x00".join(corpus.vocab).encode())
+    h.update(train_ids.numpy().tobytes())
+    h.update(valid_ids.numpy().tobytes())
     return {
         "name": corpus.name,
         "level": corpus.level,
         "source": corpus.source,
         "vocab_size": len(corpus.vocab),
-        "train_tokens": train_n,
-        "valid_tokens": valid_n,
+        "train_tokens": len(train_ids),
+        "valid_tokens": len(valid_ids),
+        "sha256": h.hexdigest(),
     }
 
 
@@ -199,6 +292,8 @@ class Trainer:
         self.batcher = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len)
         self.vocab = tuple(corpus.vocab)
         self.train_tokens = len(train_ids)
+        corpus_info = _corpus_info(corpus, train_ids, self.valid_ids)
+        self.fingerprint = fingerprint(cfg, {k: v for k, v in corpus_info.items() if k != "source"})
         if resume:
             self._resume()
         else:
@@ -213,7 +308,7 @@ class Trainer:
         self.smooth: float | None = None  # smoothed training loss, for the progress bar
         self.extra = {
             "train_config": dataclasses.asdict(cfg),
-            "corpus": _corpus_info(corpus, len(train_ids), len(self.valid_ids)),
+            "corpus": corpus_info,
             "versions": versions(),
         }
 
@@ -222,20 +317,32 @@ class Trainer:
         options = cfg.model_build_options()
         if cfg.params is not None:
             options["width"] = width_for_parameters(cfg.model, len(self.vocab), cfg.params, **options)
+        check_model_size(cfg.model, len(self.vocab), cfg, **options)
         self.model = build_model(cfg.model, len(self.vocab), **options)
         self.optimizer = make_optimizer(self.model, cfg)
         self.state = None
         self.progress = _fresh_progress()
 
     def _resume(self) -> None:
-        saved = read_config(self.out)
+        folder, _ = read_manifest(self.out)
+        saved = read_config(folder)
+        info = read_training_json(folder)
+        if info.get("fingerprint") is None:
+            raise AstrosnnError(f"{folder / TRAIN_JSON}: the run's fingerprint is missing")
+        vocab_note = "the corpus vocabulary differs from the checkpoint's"
+        try:
+            refuse_changed_options(self.out, info["fingerprint"], self.fingerprint)
+        except AstrosnnError as e:
+            raise AstrosnnError(f"{e} ({vocab_note})" if tuple(saved["vocab"]) != self.vocab else str(e)) from None
         if tuple(saved["vocab"]) != self.vocab:
-            raise AstrosnnError(f"{self.out / CONFIG}: the corpus vocabulary differs from the checkpoint's")
-        self.model = load_checkpoint(self.out, kind=self.cfg.model).model
+            raise AstrosnnError(f"{folder / CONFIG}: {vocab_note}")
+        _check_run_length(self.out, self.cfg, info["progress"])
+        self.model = load_checkpoint(folder, kind=self.cfg.model).model
         self.model.train()
         self.optimizer = make_optimizer(self.model, self.cfg)
-        self.state, self.progress = load_training_state(self.out, self.model, self.optimizer, self.cfg.batch_size)
-        self.progress["wall_before"] = self.progress.get("wall_time_s", self.progress["wall_before"])
+        self.state, self.progress = load_training_state(folder, self.model, self.optimizer, self.cfg.batch_size)
+        self.progress["wall_before"] = max(self.progress.get("wall_time_s", self.progress["wall_before"]),
+                                           self.progress["elapsed_train"])  # fmt: skip
 
     # ------------------------------------------------------------------------------------------- loop
 
@@ -349,7 +456,7 @@ class Trainer:
         prog, cfg = self.progress, self.cfg
         vals = prog["validation"]
         best = min(vals, key=lambda v: v["loss"]) if vals else None
-        wall = prog["wall_before"] + time.perf_counter() - self.wall_start
+        wall = max(prog["wall_before"] + time.perf_counter() - self.wall_start, prog["elapsed_train"])
         return {
             "model": cfg.model,
             "parameters": self.params,
@@ -372,11 +479,13 @@ class Trainer:
         }
 
     def save(self, finished: bool) -> None:
-        """Training state, then weights and config, then metrics.json (each file atomic)."""
+        """The training checkpoint (one atomic step folder), then the model at OUT, then metrics.json."""
         prog = self.progress
-        prog["wall_time_s"] = prog["wall_before"] + time.perf_counter() - self.wall_start
-        save_training_state(self.out, self.optimizer, self.state if self.carries else None, prog)
-        save_checkpoint(self.out, self.model, vocab=self.vocab, level=self.level, step=prog["step"], extra=self.extra)
+        prog["wall_time_s"] = max(prog["wall_before"] + time.perf_counter() - self.wall_start, prog["elapsed_train"])
+        folder = save_training_checkpoint(self.out, self.model, self.optimizer, self.state if self.carries else None,
+                                          prog, vocab=self.vocab, level=self.level, extra=self.extra,
+                                          fingerprint=self.fingerprint)  # fmt: skip
+        export_model(folder, self.out)
         atomic_write_json(self.out / "metrics.json", self.metrics(finished))
 
 
@@ -394,37 +503,96 @@ def train(
     `corpus` (a TextCorpus) skips loading by name; `stop_at_step` ends the run early with a resumable
     checkpoint (as an interruption would).
     """
+    cfg.validate()
     out = Path(cfg.out)
-    if resume:
-        cfg = _resumed_config(out, cfg)
-    cfg = cfg.normalised()
+    if resume and not out.exists():
+        raise AstrosnnError(f"cannot resume: {out} does not exist")
     threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     try:
-        return Trainer(cfg, out, resume, corpus).run(stop_at_step, progress, log)
+        # the folder is checked for writability and locked before any work; a checkpoint is read only under the lock
+        with run_dir(out, resume=resume, interrupted=interrupted_run):
+            if resume:
+                cfg = _resumed_config(out, cfg)
+            cfg = cfg.normalised()
+            if cfg.threads:
+                torch.set_num_threads(cfg.threads)
+            trainer = Trainer(cfg, out, resume, corpus)
+            if not resume:
+                _clear_run(out)  # only once the options, the corpus and the model are known to be good
+            return trainer.run(stop_at_step, progress, log)
     finally:
         torch.set_num_threads(threads)
 
 
-def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
-    """The saved training config; only steps / time budget / eval interval / threads may be changed."""
-    if not (out / TRAIN_JSON).is_file():
+def interrupted_run(out: Path) -> str | None:
+    """A description of the unfinished run whose checkpoint `out` holds ("step 20"), or None."""
+    out = Path(out)
+    manifest, legacy = out / CHECKPOINT_DIR / MANIFEST, out / TRAIN_JSON
+    if not manifest.is_file() and not legacy.is_file():
+        return None
+    try:
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+        if isinstance(metrics, dict) and metrics.get("finished") is True:
+            return None
+        step = metrics.get("steps") if isinstance(metrics, dict) else None
+    except (OSError, ValueError):
+        step = None
+    return f"step {step}" if isinstance(step, int) else "checkpoint present"
+
+
+def _clear_run(out: Path) -> None:
+    """A fresh run replaces the files of a finished one: nothing of the old run stays beside the new one."""
+    for name in ("metrics.json", CONFIG, WEIGHTS, TRAIN_JSON, "training_state.safetensors"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+
+
+def saved_train_config(out: str | Path) -> dict[str, Any]:
+    """The training options of the run in `out` (from its verified checkpoint), for building a resume config."""
+    out = Path(out)
+    if not (out / CHECKPOINT_DIR / MANIFEST).is_file():
         if not out.exists():
             raise AstrosnnError(f"cannot resume: {out} does not exist")
-        raise AstrosnnError(f"cannot resume: {out} holds no training state ({TRAIN_JSON} missing)")
-    saved = read_config(out).get("train_config")
+        if (out / TRAIN_JSON).is_file():
+            raise AstrosnnError(f"cannot resume: {out} was written by an older astrosnn (training state without "
+                                f"{CHECKPOINT_DIR}/{MANIFEST}); start a new run (lm generate still reads its model)")
+        raise AstrosnnError(f"cannot resume: {out} holds no training checkpoint ({CHECKPOINT_DIR}/{MANIFEST} missing)")
+    folder, _ = read_manifest(out)
+    where = folder / CONFIG
+    saved = read_config(folder).get("train_config")
     if not isinstance(saved, dict):
-        raise AstrosnnError(f"{out / CONFIG}: no training config to resume from")
+        raise AstrosnnError(f"{where}: key 'train_config' is missing or not an object")
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    if set(saved) - names:
+        raise AstrosnnError(f"{where}: train_config has unknown key(s) {', '.join(sorted(set(saved) - names))}")
+    return saved
+
+
+def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
+    """`given` with the run length settled: a resume keeps the saved length unless steps / time budget are given.
+
+    Every other option must equal the saved run's (checked against the fingerprint once the corpus is read).
+    """
+    saved = saved_train_config(out)
+    cfg = dataclasses.replace(given, out=str(out))
+    if given.steps is None and given.time_budget is None:
+        cfg.steps, cfg.time_budget = saved.get("steps"), saved.get("time_budget")
+    cfg.eval_every = given.eval_every or saved.get("eval_every")
+    cfg.eval_tokens = given.eval_tokens if given.eval_tokens is not None else saved.get("eval_tokens")
     try:
-        cfg = TrainConfig(**saved)
-    except TypeError as e:
-        raise AstrosnnError(f"{out / CONFIG}: training config does not fit this version ({e})") from None
-    if given.steps is not None or given.time_budget is not None:
-        cfg.steps, cfg.time_budget = given.steps, given.time_budget
-    cfg.eval_every = given.eval_every or cfg.eval_every
-    cfg.threads = given.threads or cfg.threads
-    cfg.data_dir = given.data_dir or cfg.data_dir
-    cfg.eval_tokens = given.eval_tokens or cfg.eval_tokens
-    cfg.out = str(out)
+        cfg.validate()
+    except AstrosnnError as e:
+        raise AstrosnnError(f"{out / CHECKPOINT_DIR / MANIFEST}: the saved training config is invalid ({e})") from None
     return cfg
+
+
+def _check_run_length(out: Path, cfg: TrainConfig, progress: dict[str, Any]) -> None:
+    """A resume must leave something to do: no fewer steps, or no shorter time budget, than already done."""
+    done = progress["step"]
+    if cfg.steps is not None and cfg.steps < done:
+        raise AstrosnnError(f"cannot resume: the run in {out} has done {done} steps, more than steps={cfg.steps}; "
+                            f"give --steps {done} or more")  # fmt: skip
+    elapsed = progress["elapsed_train"]
+    if cfg.time_budget is not None and cfg.time_budget < elapsed:
+        raise AstrosnnError(f"cannot resume: the run in {out} has trained {elapsed:.1f} s, more than the time budget "
+                            f"of {cfg.time_budget:g} s")  # fmt: skip
