@@ -203,7 +203,7 @@ def test_lm_eval_local_task(exported, tmp_path):
     from lm_eval.tasks import TaskManager
 
     data = Path(__file__).parent / "data"
-    yaml = (data / "astro_tiny.yaml").read_text().replace("astro_tiny.jsonl", str(data / "astro_tiny.jsonl"))
+    yaml = (data / "astro_tiny.yaml").read_text().replace("tests/hf/data/astro_tiny.jsonl", str(data / "astro_tiny.jsonl"))
     (tmp_path / "astro_tiny.yaml").write_text(yaml)
     results = lm_eval.simple_evaluate(
         model="hf",
