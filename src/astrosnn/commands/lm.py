@@ -94,7 +94,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="generate text from a checkpoint, streaming tokens as they come",
         description="Feed the prompt through the model, then sample token by token carrying the state.",
     )
-    g.add_argument("--checkpoint", required=True, metavar="DIR", help="a run folder written by 'astrosnn lm train'")
+    g.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a run folder written by 'astrosnn lm train', or a Hugging Face folder from 'astrosnn lm export'")
     g.add_argument("--prompt", required=True, help="text to continue (characters must be in the model's vocabulary)")
     sampling = Sampling()
     g.add_argument("--max-new-tokens", type=integer(0, 10**7), default=sampling.max_new_tokens,
@@ -105,6 +106,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=seed(), default=sampling.seed)
     g.add_argument("--threads", type=threads(), default=1, help="torch threads (default: 1, fastest for one token at a time)")
     g.set_defaults(func=_generate)
+
+    _add_export_parser(lm)
 
     pl = lm.add_parser("plot", help="plot learning curves of one or more run folders")
     pl.add_argument("runs", nargs="+", metavar="DIR", help="run folders holding metrics.json")
@@ -166,19 +169,15 @@ def _generate(args: argparse.Namespace) -> int:
     if args.prompt == "":
         raise AstrosnnError("the prompt is empty: give at least one character")
     torch.set_num_threads(args.threads)
-    ckpt = load_checkpoint(args.checkpoint)
-    if not ckpt.verified:
-        print(f"astrosnn: note: {args.checkpoint} was written before checksums were stored: its files are not "
-              "verified", file=sys.stderr)  # fmt: skip
-    pieces = stream_text(
-        ckpt.model,
-        Vocabulary(ckpt.vocab, ckpt.level),
-        args.prompt,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        seed=args.seed,
-    )
+    sampling = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    if _is_hf_folder(args.checkpoint):
+        pieces = _hf_pieces(args.checkpoint, args.prompt, sampling)
+    else:
+        ckpt = load_checkpoint(args.checkpoint)
+        if not ckpt.verified:
+            print(f"astrosnn: note: {args.checkpoint} was written before checksums were stored: its files are not "
+                  "verified", file=sys.stderr)  # fmt: skip
+        pieces = stream_text(ckpt.model, Vocabulary(ckpt.vocab, ckpt.level), args.prompt, **sampling)
     first = next(pieces, None)  # errors in the prompt surface before anything is printed
     sys.stdout.write(args.prompt)
     if first is not None:
@@ -189,6 +188,66 @@ def _generate(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     sys.stdout.write("\n")
     return 0
+
+
+# ------------------------------------------------------------------- Hugging Face (the optional hf extra)
+
+
+def _add_export_parser(lm: argparse._SubParsersAction) -> None:
+    e = lm.add_parser(
+        "export",
+        help="export a checkpoint as a Hugging Face folder (needs the hf extra: pip install 'astrosnn[hf]')",
+        description="Write a checkpoint as a Hugging Face folder (config.json, model.safetensors, tokenizer, "
+        "modeling_astrosnn.py for trust_remote_code) that AutoModelForCausalLM, generate() and "
+        "lm-evaluation-harness load.",
+    )
+    e.add_argument("--checkpoint", required=True, metavar="DIR", help="a run folder written by 'astrosnn lm train'")
+    e.add_argument("--hf", required=True, metavar="OUT", help="folder to write (created if needed)")
+    e.add_argument("--tokenizer", metavar="FILE",
+                   help="a tokenizers JSON file (e.g. a trained BPE) to ship instead of the checkpoint's vocabulary")
+    e.add_argument("--eos-token", metavar="TOKEN",
+                   help="the end-of-text token, an existing one (default: \\n for characters, <eos> for words)")
+    e.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from astrosnn.hf import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.hf, tokenizer_file=args.tokenizer, eos_token=args.eos_token)
+    print(f"wrote {out}")
+    return 0
+
+
+def _is_hf_folder(directory: str) -> bool:
+    """A folder whose config.json is a Hugging Face one (no transformers import needed to tell)."""
+    try:
+        config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "model_type" in config and "format" not in config
+
+
+def _hf_pieces(directory: str, prompt: str, sampling: dict[str, Any]) -> Any:
+    """The generated pieces of an exported folder: the native model and sampling, as for a checkpoint."""
+    from astrosnn.hf import load_hf_folder
+    from astrosnn.lm.generation import stream_ids
+
+    loaded = load_hf_folder(directory)
+    if loaded.vocab is not None:
+        return stream_text(loaded.model, Vocabulary(loaded.vocab, loaded.level), prompt, **sampling)
+
+    def decoded() -> Any:  # a tokenizer file (BPE ...): decode the text so far, yield what it adds
+        ids = loaded.tokenizer.encode(prompt, add_special_tokens=False)
+        new: list[int] = []
+        shown = ""
+        for token in stream_ids(loaded.model, ids, **sampling):
+            new.append(token)
+            text = loaded.tokenizer.decode(new, clean_up_tokenization_spaces=False)
+            if not text.endswith("\ufffd"):  # wait for a split multi-byte character to complete
+                yield text[len(shown):]
+                shown = text
+
+    return decoded()
 
 
 def _plot(args: argparse.Namespace) -> int:
