@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,18 +128,25 @@ def _float32(fn):
     return call
 
 
-def _fla_refs(kind):
-    fla = pytest.importorskip("fla")
-    del fla
-    import warnings
+def _fla_naive(op: str):
+    """fla's plain-torch reference module ``fla/ops/<op>/naive.py``, loaded by path: importing ``fla.ops`` pulls
+    in every Triton kernel (a minute of CPU here), the naive files need only torch and einops."""
+    pytest.importorskip("einops")
+    spec = importlib.util.find_spec("fla")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("fla (flash-linear-attention) is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "ops" / op / "naive.py"
+    module_spec = importlib.util.spec_from_file_location(f"_fla_naive_{op}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from fla.ops.gated_delta_rule.naive import (
-            naive_chunk_gated_delta_rule,
-            naive_recurrent_gated_delta_rule,
-        )
-        from fla.ops.simple_gla.naive import naive_chunk_simple_gla, naive_recurrent_simple_gla
+
+def _fla_refs(kind):
+    gdn, gla = _fla_naive("gated_delta_rule"), _fla_naive("simple_gla")
+    naive_recurrent_gated_delta_rule, naive_chunk_gated_delta_rule = (
+        gdn.naive_recurrent_gated_delta_rule, gdn.naive_chunk_gated_delta_rule)  # fmt: skip
+    naive_recurrent_simple_gla, naive_chunk_simple_gla = gla.naive_recurrent_simple_gla, gla.naive_chunk_simple_gla
 
     if kind == "gated":
         return [naive_recurrent_simple_gla, lambda **kw: naive_chunk_simple_gla(chunk_size=8, **kw)]
@@ -168,9 +177,7 @@ def test_fla_mapping_reproduces_the_step_form(rule_name):
 
 
 def test_hebbian_is_simple_gla_with_a_fixed_decay():
-    pytest.importorskip("fla")
-    from fla.ops.simple_gla.naive import naive_recurrent_simple_gla
-
+    naive_recurrent_simple_gla = _fla_naive("simple_gla").naive_recurrent_simple_gla
     q, k, v, _, log_lam, H0, _ = _inputs("hebbian", 15, seed=3)
     y_ref, _, H_ref, _ = _unrolled("hebbian", q, k, v, None, log_lam, H0, None)
     g = log_lam.view(1, HEADS, 1).expand(B, HEADS, 15)
@@ -179,9 +186,7 @@ def test_hebbian_is_simple_gla_with_a_fixed_decay():
 
 
 def test_delta_matches_fla_delta_rule_recurrence():
-    pytest.importorskip("fla")
-    from fla.ops.delta_rule.naive import delta_rule_recurrence
-
+    delta_rule_recurrence = _fla_naive("delta_rule").delta_rule_recurrence
     q, k, v, gates, log_lam, H0, _ = _inputs("delta", 13, seed=4)
     y_ref, _, H_ref, _ = _unrolled("delta", q, k, v, gates, log_lam, H0, None)
     qn, kn = q / q.norm(dim=-1, keepdim=True), k / k.norm(dim=-1, keepdim=True)
