@@ -270,3 +270,15 @@ def test_options_route_to_the_amsu_section():
     assert config.amsu.neuron == "none" and config.kind == "linear-attention"
     with pytest.raises(AstrosnnError, match="contradicts neuron='lif'"):
         make_config("linear-attention", 7, neuron="lif")
+
+
+@pytest.mark.parametrize("kind, memory", [("linear-attention", "gated"), ("astrosnn", "gated-delta")])
+def test_checkpoints_round_trip(tmp_path, kind, memory):
+    from astrosnn.lm.checkpoint import load_checkpoint, save_checkpoint
+
+    model = build_model(kind, 5, width=8, heads=2, layers=1, memory=memory)
+    save_checkpoint(tmp_path, model, vocab=[str(i) for i in range(5)], level="char")
+    loaded = load_checkpoint(tmp_path).model
+    assert loaded.kind == kind and loaded.config == model.config
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert torch.equal(loaded(ids)[0], model(ids)[0])

@@ -63,7 +63,9 @@ beta_t; ``gated-delta``: ``[beta, Delta]`` in that order).
 GPU path: :func:`fla_sequence` maps a rule onto flash-linear-attention (``chunk_simple_gla``,
 ``chunk_delta_rule``, ``chunk_gated_delta_rule``; layout ``[B, T, H, K]``, state ``[B, H, K, V]`` = ``H^T``,
 ``scale=1``, ``g = log alpha``); it is used when the tensors are on CUDA in half/bfloat16/float32 and ``fla``
-imports. The same mapping, called with fla's plain-torch references, is checked against ``step`` in the tests.
+imports (``gated`` with the ``denominator`` readout, and ``hebbian`` always, keep their torch chunked forms;
+``memory.use_fla = False`` forces the torch forms). The same mapping, called with fla's plain-torch references,
+is checked against ``step`` in the tests (the kernels themselves need a GPU and were not run here).
 
 A new rule is one class implementing :class:`MemoryRule` plus one :func:`register_memory` call.
 """
