@@ -5,10 +5,16 @@ Per layer (width ``d``, ``h`` heads of size ``d_h = d / h``)::
     I_t = sigma(W_I x_t + b_I)                               neuron input current
     x~_t = sum_j w_j * x_{t-j}   (depthwise causal shift)   order signal for keys/queries
     k_t = phi(W_k x~_t),  q_t = phi(W_q x~_t),  v_t = W_v x_t
-    H_t = lambda H_{t-1} + v_t k_t^T                         astrocyte memory, per head (write rule ``memory``)
+    H_t = lambda H_{t-1} + v_t k_t^T                         astrocyte memory, per head (write rule ``memory``:
+                                                             hebbian | delta | gated | gated-delta)
     o_t = g * Norm(H_t q_t)                                  RMS norm, or / (q_t . z_t), z_t = lambda z_{t-1} + k_t
     u_t = beta u_{t-1} (1 - sg(s_{t-1})) + I_t
     s_t = Theta(u_t + o_t - theta)
+
+With ``neuron="none"`` the layer has no neuron (no ``I_t``, ``u_t``, ``s_t``) and outputs ``o_t`` itself: a
+linear-attention layer with the AM-SU's projections, token shift and memory (the ``linear-attention``
+baseline that isolates what spiking costs). Rules with gates (``delta``: ``beta_t``; ``gated``: ``alpha_t``)
+read them from one extra projection of ``x_t`` (``gate``, ``heads * gate_count`` outputs).
 
 Two forms that agree to float precision: :func:`amsu_step` (one token, explicit state; generation)
 and :func:`amsu_sequence` (training: the astrocyte memory exactly in chunks, the neuron as a fused scan).
@@ -39,6 +45,7 @@ __all__ = [
     "AMSUConfig",
     "AMSUParams",
     "AMSUState",
+    "NEURONS",
     "NORMS",
     "PHIS",
     "SIGMAS",
@@ -51,6 +58,7 @@ __all__ = [
 SIGMAS = ("sigmoid", "identity", "tanh", "relu")
 PHIS = ("elu+1", "relu", "softplus", "sigmoid", "identity")
 NORMS = ("rms", "denominator")
+NEURONS = ("lif", "none")
 _EPS = 1e-6
 
 
@@ -100,7 +108,10 @@ class AMSUConfig:
         surrogate / surrogate_alpha: surrogate spike derivative (alpha None = the surrogate's default).
         chunk_size: chunk length of the sequence form (any value >= 1; results do not depend on it).
         scan_backend: ``auto`` (numba on CPU, triton on CUDA) | ``numba`` | ``triton`` | ``torch``.
-        memory: the astrocyte memory's write rule (``hebbian``; see :mod:`astrosnn.lm.memory`).
+        memory: the astrocyte memory's write rule (``hebbian`` | ``delta`` | ``gated`` | ``gated-delta``; see
+            :mod:`astrosnn.lm.memory`). ``delta`` and ``gated-delta`` refuse ``norm="denominator"``.
+        neuron: ``lif`` (the AM-SU) | ``none`` (no neuron: the layer outputs ``o_t``, a linear-attention layer;
+            needs the astrocyte).
     """
 
     width: int = DEFAULT_SIZE.width
@@ -124,6 +135,7 @@ class AMSUConfig:
     chunk_size: int = 32
     scan_backend: str = "auto"
     memory: str = "hebbian"
+    neuron: str = "lif"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -147,6 +159,13 @@ class AMSUConfig:
         choice("surrogate", self.surrogate, SURROGATE_NAMES)
         choice("scan_backend", self.scan_backend, scan_backend_names())
         choice("memory", self.memory, memory_names())
+        choice("neuron", self.neuron, NEURONS)
+        if self.norm == "denominator" and not memory_rule(self.memory).supports_denominator:
+            raise AstrosnnError(
+                f"AM-SU norm 'denominator' needs positive keys; memory {self.memory!r} allows norm 'rms' only"
+            )
+        if self.neuron == "none" and not self.astrocyte:
+            raise AstrosnnError("AM-SU neuron 'none' needs the astrocyte (astrocyte=False leaves no output)")
         if self.lambda_init is not None and not 0.0 < self.lambda_init < 1.0:
             raise AstrosnnError(f"AM-SU lambda_init must lie in (0, 1), got {self.lambda_init}")
         if not 0.0 < self.beta_init < 1.0:
@@ -170,6 +189,10 @@ class AMSUConfig:
     def shift_taps(self) -> int:
         """Taps of the key/query shift (1 = no shift)."""
         return self.shift_size if self.token_shift else 1
+
+    @property
+    def spiking(self) -> bool:
+        return self.neuron == "lif"
 
 
 def multiscale_lambdas(heads: int) -> list[float]:
@@ -195,26 +218,29 @@ class AMSUState(NamedTuple):
 class AMSUParams(NamedTuple):
     """The layer's tensors, as the pure functions use them (decays already through their sigmoid)."""
 
-    w_current: Tensor  # (d, d)
-    b_current: Tensor  # (d,)
+    w_current: Tensor | None  # (d, d); None without neuron
+    b_current: Tensor | None  # (d,)
     w_key: Tensor | None  # (d, d)
     w_query: Tensor | None  # (d, d)
     w_value: Tensor | None  # (d, d)
     shift: Tensor | None  # (d, taps), tap 0 = current token
-    log_lambda: Tensor | None  # (h,) log of the astrocyte decay
+    log_lambda: Tensor | None  # (h,) log of the astrocyte decay (None when the memory rule has none)
     gain: Tensor | None  # (d,)
-    beta: Tensor  # (d,)
-    theta: Tensor  # (d,)
+    beta: Tensor | None  # (d,)
+    theta: Tensor | None  # (d,)
     surrogate: Surrogate
+    w_gate: Tensor | None = None  # (h * gate_count, d): the memory rule's gate pre-activations
+    b_gate: Tensor | None = None  # (h * gate_count,)
 
 
 def amsu_state_shapes(config: AMSUConfig, batch_size: int) -> AMSUState:
     """The shape of each state tensor (parts a configuration does not use have size 0)."""
     d, h, dh = config.width, config.heads, config.head_size
     astro = config.astrocyte
+    n = d if config.spiking else 0
     return AMSUState(
-        u=(batch_size, d),
-        s=(batch_size, d),
+        u=(batch_size, n),
+        s=(batch_size, n),
         memory=(batch_size, h, dh, dh) if astro else (batch_size, 0),
         key_sum=(batch_size, h, dh) if astro and config.norm == "denominator" else (batch_size, 0),
         shift=(batch_size, config.shift_taps - 1 if astro else 0, d),
@@ -239,6 +265,8 @@ def _current_and_value(
     x: Tensor, params: AMSUParams, config: AMSUConfig
 ) -> tuple[Tensor, Tensor | None]:
     """``I = sigma(W_I x + b_I)`` and ``v = W_v x`` (one matrix product when both are needed)."""
+    if not config.spiking:
+        return None, F.linear(x, params.w_value)
     if not config.astrocyte:
         return _sigma(config.sigma, F.linear(x, params.w_current, params.b_current)), None
     d = config.width
@@ -255,6 +283,14 @@ def _keys_and_queries(
     both = _phi(config.phi, F.linear(x_shift, torch.cat([params.w_key, params.w_query])))
     key, query = both.split(config.width, dim=-1)
     return key, query
+
+
+def _gates(x: Tensor, params: AMSUParams, config: AMSUConfig) -> Tensor | None:
+    """The memory rule's raw gate pre-activations ``(B, [T,] h, gate_count)``, or None."""
+    if params.w_gate is None:
+        return None
+    out = F.linear(x, params.w_gate, params.b_gate)
+    return out.view(*x.shape[:-1], config.heads, -1)
 
 
 def _token_shift(x: Tensor, shift_state: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
@@ -287,11 +323,13 @@ def amsu_step(
         k, q, v = k.reshape(B, h, dh), q.reshape(B, h, dh), v.reshape(B, h, dh)
         use_den = config.norm == "denominator"
         y, den, memory, key_sum_new = memory_rule(config.memory).step(
-            q, k, v, memory, key_sum if use_den else None, params.log_lambda
+            q, k, v, memory, key_sum if use_den else None, params.log_lambda, _gates(x, params, config)
         )
         if use_den:
             key_sum = key_sum_new
         feedback = params.gain * _readout_norm(y, config, den).reshape(B, d)
+    if not config.spiking:
+        return feedback, AMSUState(state.u, state.s, memory, key_sum, shift)
     s, neurons = spiking_step(
         current, SpikingState(state.u, state.s), params.beta, params.theta, params.surrogate,
         config.reset_mode, feedback,
@@ -318,15 +356,20 @@ def amsu_sequence(
             return t.reshape(B, T, h, dh).transpose(1, 2).contiguous()
 
         k, q, v = heads(k), heads(q), heads(v)
+        gates = _gates(x, params, config)
+        if gates is not None:
+            gates = gates.transpose(1, 2)  # (B, h, T, gate_count)
         use_den = config.norm == "denominator"
         y, den, memory, key_sum_new = memory_rule(config.memory).sequence(
-            q, k, v, memory, key_sum if use_den else None, params.log_lambda, config.chunk_size
+            q, k, v, memory, key_sum if use_den else None, params.log_lambda, config.chunk_size, gates
         )
         if use_den:
             key_sum = key_sum_new
             den = den.transpose(1, 2)
         y = _readout_norm(y.transpose(1, 2), config, den)  # (B, T, h, dh)
         feedback = params.gain * y.reshape(B, T, d)
+    if not config.spiking:
+        return feedback, AMSUState(state.u, state.s, memory, key_sum, shift)
     spikes, u = lif_scan(
         current, feedback, params.beta, params.theta, state.u, state.s, params.surrogate,
         config.reset_mode, config.scan_backend,
@@ -357,14 +400,17 @@ class AMSU(nn.Module):
         config.validate()
         self.config = config
         d, h = config.width, config.heads
-        self.current = nn.Linear(d, d)
+        rule = memory_rule(config.memory)
+        if config.spiking:
+            self.current = nn.Linear(d, d)
         self.surrogate = get_surrogate(config.surrogate, config.surrogate_alpha)
-        self.beta_logit = nn.Parameter(torch.full((d,), _logit(config.beta_init)))
-        theta = torch.full((d,), float(config.threshold))
-        if config.threshold_learnable:
-            self.theta = nn.Parameter(theta)
-        else:
-            self.register_buffer("theta", theta)
+        if config.spiking:
+            self.beta_logit = nn.Parameter(torch.full((d,), _logit(config.beta_init)))
+            theta = torch.full((d,), float(config.threshold))
+            if config.threshold_learnable:
+                self.theta = nn.Parameter(theta)
+            else:
+                self.register_buffer("theta", theta)
         if config.astrocyte:
             self.key = nn.Linear(d, d, bias=False)
             self.query = nn.Linear(d, d, bias=False)
@@ -376,42 +422,50 @@ class AMSU(nn.Module):
                 bound = 1 / math.sqrt(taps)
                 shift[:, 1:].uniform_(-bound, bound)
             self.shift = nn.Parameter(shift)
-            lams = multiscale_lambdas(h) if config.lambda_init is None else [config.lambda_init] * h
-            lam_logit = torch.tensor([_logit(v) for v in lams])
-            if config.lambda_learnable:
-                self.lambda_logit = nn.Parameter(lam_logit)
-            else:
-                self.register_buffer("lambda_logit", lam_logit)
+            if rule.uses_decay:
+                lams = multiscale_lambdas(h) if config.lambda_init is None else [config.lambda_init] * h
+                lam_logit = torch.tensor([_logit(v) for v in lams])
+                if config.lambda_learnable:
+                    self.lambda_logit = nn.Parameter(lam_logit)
+                else:
+                    self.register_buffer("lambda_logit", lam_logit)
             self.gain = nn.Parameter(torch.full((d,), float(config.gain_init)))
+            if rule.gate_count:  # created last: the hebbian layer's parameters (and RNG draws) are unchanged
+                self.gate = nn.Linear(d, h * rule.gate_count)
+                nn.init.zeros_(self.gate.bias)  # beta_t = 1/2, alpha_t = lambda at a zero input
 
     @property
     def astrocyte_decay(self) -> Tensor | None:
-        """Per-head lambda in (0, 1), or None without astrocyte."""
-        return torch.sigmoid(self.lambda_logit) if self.config.astrocyte else None
+        """Per-head lambda in (0, 1), or None without astrocyte or with a memory rule without decay."""
+        return torch.sigmoid(self.lambda_logit) if hasattr(self, "lambda_logit") else None
 
     def params(self, dtype: torch.dtype | None = None) -> AMSUParams:
         """The tensors the pure functions take (differentiable views of the parameters)."""
-        astro = self.config.astrocyte
+        astro, spiking = self.config.astrocyte, self.config.spiking
+        decay = hasattr(self, "lambda_logit")
+        gate = getattr(self, "gate", None)
 
         def cast(t: Tensor) -> Tensor:
             return t if dtype is None else t.to(dtype)
 
         return AMSUParams(
-            w_current=cast(self.current.weight),
-            b_current=cast(self.current.bias),
+            w_current=cast(self.current.weight) if spiking else None,
+            b_current=cast(self.current.bias) if spiking else None,
             w_key=cast(self.key.weight) if astro else None,
             w_query=cast(self.query.weight) if astro else None,
             w_value=cast(self.value.weight) if astro else None,
             shift=cast(self.shift) if astro else None,
-            log_lambda=cast(F.logsigmoid(self.lambda_logit)) if astro else None,
+            log_lambda=cast(F.logsigmoid(self.lambda_logit)) if decay else None,
             gain=cast(self.gain) if astro else None,
-            beta=cast(torch.sigmoid(self.beta_logit)),
-            theta=cast(self.theta),
+            beta=cast(torch.sigmoid(self.beta_logit)) if spiking else None,
+            theta=cast(self.theta) if spiking else None,
             surrogate=self.surrogate,
+            w_gate=None if gate is None else cast(gate.weight),
+            b_gate=None if gate is None else cast(gate.bias),
         )
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> AMSUState:  # noqa: ANN001
-        ref = self.beta_logit
+        ref = self.gain if not self.config.spiking else self.beta_logit
         return init_amsu_state(self.config, batch_size, device or ref.device, dtype or ref.dtype)
 
     def _check_input(self, x: Tensor, ndim: int) -> None:
@@ -457,5 +511,5 @@ class AMSU(nn.Module):
         c = self.config
         return (
             f"width={c.width}, heads={c.heads}, astrocyte={c.astrocyte}, norm={c.norm!r}, "
-            f"reset={c.reset_mode!r}, token_shift={c.token_shift}, memory={c.memory!r}"
+            f"reset={c.reset_mode!r}, token_shift={c.token_shift}, memory={c.memory!r}, neuron={c.neuron!r}"
         )

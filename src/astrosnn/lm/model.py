@@ -1,4 +1,4 @@
-"""AstroSNN language model (and LIF-SNN, its astrocyte-off baseline).
+"""AstroSNN language model (and LIF-SNN, its astrocyte-off baseline; linear-attention, its neuron-off one).
 
 ``ids (B, T)`` -> embedding -> L blocks -> final norm -> LM head -> ``logits (B, T, V)``. Each block::
 
@@ -6,6 +6,10 @@
     y = h + Drop(W_2 LIF(W_1 Norm(h)))    spiking MLP, hidden width mlp_ratio * d, LIF without sigma
 
 ``Drop`` (and a dropout on the embedding) is ``config.dropout``, active in training mode only.
+
+With ``amsu.neuron = "none"`` (model kind ``linear-attention``) nothing spikes: the AM-SU outputs its astrocyte
+readout ``o_t`` (a linear-attention layer with the same projections, token shift and memory rule) and the MLP's
+LIF is a GELU; the same architecture and parameter count otherwise, to isolate what spiking costs.
 
 Follows the LM protocol (:mod:`astrosnn.lm.base`); ``step`` is the true recurrent form (constant cost per
 token) and gives the same logits as ``forward`` over the whole sequence.
@@ -78,6 +82,8 @@ class AstroSNNConfig:
 
     @property
     def kind(self) -> str:
+        if self.amsu.neuron == "none":
+            return "linear-attention"
         return "astrosnn" if self.amsu.astrocyte else "lif-snn"
 
 
@@ -87,6 +93,19 @@ class BlockState(NamedTuple):
 
 
 AstroSNNState = tuple[BlockState, ...]
+
+
+class _GELU(nn.Module):
+    """The MLP activation without neurons (``neuron="none"``): stateless, same calling convention as LIF."""
+
+    def init_state(self, batch_size: int, device=None, dtype=None) -> SpikingState:  # noqa: ANN001
+        empty = torch.zeros(batch_size, 0, device=device, dtype=dtype)
+        return SpikingState(empty, empty)
+
+    def forward(self, x: Tensor, state: SpikingState) -> tuple[Tensor, SpikingState]:
+        return nn.functional.gelu(x), state
+
+    step = forward
 
 
 class AstroSNNBlock(nn.Module):
@@ -101,7 +120,7 @@ class AstroSNNBlock(nn.Module):
         self.norm2 = nn.LayerNorm(d)
         self.fc1 = nn.Linear(d, hidden)
         a = config.amsu
-        self.lif = SpikingLIF(
+        self.lif = _GELU() if not a.spiking else SpikingLIF(
             hidden,
             beta_init=a.beta_init if config.mlp_beta_init is None else config.mlp_beta_init,
             threshold=a.threshold,

@@ -132,5 +132,6 @@ def width_for_parameters(kind: str, vocab_size: int, target: int, **options: Any
 
 register_model("astrosnn", AstroSNNConfig, AstroSNNLM, astrocyte=True)
 register_model("lif-snn", AstroSNNConfig, AstroSNNLM, astrocyte=False)
+register_model("linear-attention", AstroSNNConfig, AstroSNNLM, astrocyte=True, neuron="none")
 register_model("lstm", LSTMConfig, LSTMLM)
 register_model("transformer", TransformerConfig, TransformerLM)
