@@ -61,6 +61,7 @@ def build_spec(argv: list[str] | None = None) -> tuple[GridSpec, str, bool]:
     p.add_argument("--test-examples", type=int, default=512)
     p.add_argument("--eval-every", type=int, default=None, help="default: steps / 10")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (batches are made on the CPU)")
     p.add_argument("--out", default="runs/tasks")
     p.add_argument("--no-resume", action="store_true", help="run everything again")
     p.add_argument("--quick", action="store_true",
@@ -76,7 +77,7 @@ def build_spec(argv: list[str] | None = None) -> tuple[GridSpec, str, bool]:
         widths=_ints(a.widths), layers=a.layers, heads=a.heads, steps=a.steps, batch_size=a.batch_size,
         lrs=_floats(a.lrs), seeds=_ints(a.seeds), mqar_cells=_cells(a.mqar_cells), mqar_vocab=a.mqar_vocab,
         delays=_ints(a.delays), selective_lengths=_ints(a.selective_lengths), test_examples=a.test_examples,
-        eval_every=a.eval_every, threads=a.threads,
+        eval_every=a.eval_every, threads=a.threads, device=a.device,
     )  # fmt: skip
     return spec, a.out, not a.no_resume
 

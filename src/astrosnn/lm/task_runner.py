@@ -93,6 +93,7 @@ class GridSpec:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     threads: int | None = 1
+    device: str = "cpu"  # batches are generated on the CPU and moved here
 
     def __post_init__(self) -> None:
         for t in self.tasks:
@@ -210,7 +211,7 @@ def _settings(spec: GridSpec, cell: Cell, model: ModelChoice, width: int, lr: fl
             "model": model.label, "kind": model.kind, "options": model.options, "width": width,
             "layers": spec.layers, "heads": spec.heads, "lr": lr, "seed": seed, "steps": spec.steps,
             "batch_size": spec.batch_size, "test_examples": spec.test_examples,
-            "warmup_steps": spec.warmup_steps, "weight_decay": spec.weight_decay, "grad_clip": spec.grad_clip}  # fmt: skip
+            "warmup_steps": spec.warmup_steps, "device": spec.device, "weight_decay": spec.weight_decay, "grad_clip": spec.grad_clip}  # fmt: skip
 
 
 def _read_done(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -226,12 +227,12 @@ def _read_done(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @torch.no_grad()
-def _evaluate(model: torch.nn.Module, test: TaskBatch, chunk: int = 64) -> tuple[float, float]:
+def _evaluate(model: torch.nn.Module, test: TaskBatch, chunk: int = 64, device: str = "cpu") -> tuple[float, float]:
     """(accuracy, loss) over the scored positions of the test set, in chunks."""
     model.eval()
     hits, loss, count = 0.0, 0.0, 0
     for i in range(0, test.inputs.shape[0], chunk):
-        part = TaskBatch(*(t[i : i + chunk] for t in test[:3]), test.vocab_size, test.chance)
+        part = TaskBatch(*(t[i : i + chunk].to(device) for t in test[:3]), test.vocab_size, test.chance)
         logits = model(part.inputs)[0].float()
         n = int(part.mask.sum())
         hits += masked_accuracy(logits, part) * n
@@ -249,7 +250,7 @@ def train_one(spec: GridSpec, cell: Cell, model_choice: ModelChoice, width: int,
     test = cell.make(spec.test_examples, generator=torch.Generator().manual_seed(TEST_SEED))
     options = {"width": width, "layers": spec.layers, "heads": spec.heads, "seq_len": cell.seq_len,
                **model_choice.options}  # fmt: skip
-    model = build_model(model_choice.kind, test.vocab_size, **options)
+    model = build_model(model_choice.kind, test.vocab_size, **options).to(spec.device)
     cfg = TrainConfig(model=model_choice.kind, steps=spec.steps, batch_size=spec.batch_size, lr=lr,
                       warmup_steps=spec.warmup_steps, weight_decay=spec.weight_decay, grad_clip=spec.grad_clip,
                       seq_len=cell.seq_len, seed=seed)  # fmt: skip
@@ -262,6 +263,7 @@ def train_one(spec: GridSpec, cell: Cell, model_choice: ModelChoice, width: int,
     for step in range(spec.steps):
         t0 = time.perf_counter()
         batch = cell.make(spec.batch_size, generator=train_gen)
+        batch = TaskBatch(*(t.to(spec.device) for t in batch[:3]), batch.vocab_size, batch.chance)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step, 0.0)
         logits = model(batch.inputs)[0]
@@ -278,7 +280,7 @@ def train_one(spec: GridSpec, cell: Cell, model_choice: ModelChoice, width: int,
             break
         done = step + 1
         if done % every == 0 or done == spec.steps:
-            acc, test_loss = _evaluate(model, test)
+            acc, test_loss = _evaluate(model, test, device=spec.device)
             window = losses[-every:]
             curve.append({"step": done, "test_accuracy": acc, "test_loss": test_loss,
                           "train_loss": sum(window) / len(window), "train_time_s": train_time})  # fmt: skip
