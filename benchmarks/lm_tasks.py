@@ -1,78 +1,94 @@
-"""Memory retention: delayed-recall and MQAR accuracy of AstroSNN, LIF-SNN, LSTM at equal size and time.
+"""Memory tasks (issue 14): MQAR (Zoology), delayed recall, selective copying (Mamba); one resumable grid.
 
-Every (model, task setting) pair trains for the same wall-clock budget on fresh random batches, then
-is scored on one fixed held-out batch. One thread; pin it for stable timings:
+Every model trains for the same steps and batch size on freshly generated batches, is evaluated on a fixed
+seeded test set every --eval-every steps, and each (task, cell, model, width, lr, seed) run is one JSON file
+in OUT/runs/ (written atomically; a finished run is skipped when the command is run again, an unfinished
+one starts over). With several --lrs each (task, model, width) is swept on the task's smallest cell (first
+seed) and the best rate reused. Writes OUT/table.md and OUT/curves/*.png. See astrosnn.lm.task_runner.
 
-    OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/lm_tasks.py --delays 16,64,256 --budget 60
+    # the full grid (hours on a shared 2-core CPU; see RESULTS.md "Memory tasks")
+    OMP_NUM_THREADS=1 python benchmarks/lm_tasks.py --out runs/tasks
+    # a smoke run (a minute)
+    python benchmarks/lm_tasks.py --quick --out runs/tasks-quick
+
+Models: kind[:key=value...], e.g. astrosnn:memory=delta; kinds/options not in this checkout yet
+(linear-attention, memory=...) are skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from functools import partial
+import sys
 
-import torch
+from astrosnn.errors import AstrosnnError
+from astrosnn.lm.task_runner import GridSpec, run_task_grid
 
-from astrosnn.lm import build_model, count_parameters, width_for_parameters
-from astrosnn.lm.tasks import delayed_recall, masked_accuracy, masked_loss, mqar
+DEFAULT_MODELS = "astrosnn,astrosnn:memory=delta,astrosnn:memory=gated,lif-snn,lstm,transformer,linear-attention"
 
 
-def run(kind: str, make_batch, vocab: int, budget: float, params: int, lr: float, seed: int) -> dict:
-    torch.manual_seed(seed)
-    opts = {"layers": 2, "heads": 4, "seq_len": 1024}
-    width = width_for_parameters(kind, vocab, params, **opts)
-    model = build_model(kind, vocab, width=width, **opts)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    train_gen = torch.Generator().manual_seed(seed)
-    test = make_batch(256, generator=torch.Generator().manual_seed(10_000 + seed))
-    steps, t0, losses = 0, time.perf_counter(), []
-    while time.perf_counter() - t0 < budget:
-        batch = make_batch(32, generator=train_gen)
-        logits, _ = model(batch.inputs)
-        loss = masked_loss(logits, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
-        steps += 1
-    model.eval()
-    with torch.no_grad():
-        acc = masked_accuracy(model(test.inputs)[0], test)
-    return {"model": kind, "parameters": count_parameters(model), "steps": steps, "accuracy": acc,
-            "final_loss": sum(losses[-20:]) / max(len(losses[-20:]), 1), "finite": all(map(lambda x: x == x, losses))}
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
 
 
-def main() -> int:
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+def _cells(text: str) -> tuple[tuple[int, int], ...]:
+    out = []
+    for item in text.split(","):
+        if item.strip():
+            T, _, P = item.strip().partition("x")
+            out.append((int(T), int(P)))
+    return tuple(out)
+
+
+def build_spec(argv: list[str] | None = None) -> tuple[GridSpec, str, bool]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="astrosnn,lif-snn,lstm")
-    p.add_argument("--delays", default="16,64,256")
-    p.add_argument("--mqar-pairs", default="24", help="MQAR pairs (sequence length 3 x pairs); empty: skip")
-    p.add_argument("--budget", type=float, default=60.0, help="training seconds per (model, setting)")
-    p.add_argument("--params", type=int, default=100_000)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", help="also write the rows to this JSON file")
-    args = p.parse_args()
-    torch.set_num_threads(1)
-    settings = [(f"delayed recall, delay {d} (chance 0.0625)", partial(delayed_recall, delay=int(d), length=8, symbols=16), 18)
-                for d in args.delays.split(",") if d]
-    settings += [(f"MQAR, {n} pairs (chance 0.031)", partial(mqar, pairs=int(n), keys=32, values=32), 64)
-                 for n in args.mqar_pairs.split(",") if n]
-    rows = []
-    print("| task | model | parameters | steps | accuracy | final loss |\n|---|---|---:|---:|---:|---:|", flush=True)
-    for name, make, vocab in settings:
-        for kind in args.models.split(","):
-            r = run(kind, make, vocab, args.budget, args.params, args.lr, args.seed)
-            r["task"] = name
-            rows.append(r)
-            print(f"| {name} | {kind} | {r['parameters']:,} | {r['steps']} | {r['accuracy']:.3f} | {r['final_loss']:.3f} |",
-                  flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    p.add_argument("--tasks", default="mqar,delayed,selective", help="comma list of mqar, delayed, selective")
+    p.add_argument("--models", default=DEFAULT_MODELS)
+    p.add_argument("--widths", default="64,128")
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=None, help="default: each model's own")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lrs", default="1e-3,3e-3,1e-2", help="several: swept on each task's smallest cell")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--mqar-cells", default="64x4,128x8,256x16", help="seq_len x pairs")
+    p.add_argument("--mqar-vocab", type=int, default=256, help="Zoology uses 8192; 256 fits a CPU")
+    p.add_argument("--delays", default="16,64,256,1024")
+    p.add_argument("--selective-lengths", default="256", help="noise-region length L (T = L + 2 x 16)")
+    p.add_argument("--test-examples", type=int, default=512)
+    p.add_argument("--eval-every", type=int, default=None, help="default: steps / 10")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (batches are made on the CPU)")
+    p.add_argument("--out", default="runs/tasks")
+    p.add_argument("--no-resume", action="store_true", help="run everything again")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke preset: mqar 64x4 + delay 16 + selective 32, 4 small models, 40 steps")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.tasks, a.models, a.widths, a.steps, a.batch_size = "mqar,delayed,selective", "astrosnn,lif-snn,lstm,transformer", "32", 40, 16
+        a.lrs, a.seeds, a.mqar_cells, a.delays, a.selective_lengths = "3e-3", "0", "64x4", "16", "32"
+        a.test_examples = 64
+    spec = GridSpec(
+        tasks=tuple(t.strip() for t in a.tasks.split(",") if t.strip()),
+        models=tuple(m.strip() for m in a.models.split(",") if m.strip()),
+        widths=_ints(a.widths), layers=a.layers, heads=a.heads, steps=a.steps, batch_size=a.batch_size,
+        lrs=_floats(a.lrs), seeds=_ints(a.seeds), mqar_cells=_cells(a.mqar_cells), mqar_vocab=a.mqar_vocab,
+        delays=_ints(a.delays), selective_lengths=_ints(a.selective_lengths), test_examples=a.test_examples,
+        eval_every=a.eval_every, threads=a.threads, device=a.device,
+    )  # fmt: skip
+    return spec, a.out, not a.no_resume
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        spec, out, resume = build_spec(argv)
+        run_task_grid(spec, out, resume=resume, log=lambda s: print(s, flush=True))
+    except (AstrosnnError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -68,3 +68,44 @@ def plot_learning_curves(runs, out: str | Path, title: str | None = None) -> Pat
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def plot_task_curves(results, out: str | Path, title: str | None = None) -> Path:
+    """Plot memory-task learning curves (test accuracy against training step) of task-harness results.
+
+    `results`: result dicts of :mod:`astrosnn.lm.task_runner` (``settings`` and ``curve``) or their JSON
+    paths; one colour per model, seeds differ in line style; the dotted line is the chance level.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loaded = [_load(r) for r in results]
+    if not loaded:
+        raise AstrosnnError("no runs to plot")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    models = list(dict.fromkeys(r["settings"]["model"] for r in loaded))
+    seen: dict[str, int] = {}
+    for r in loaded:
+        s = r["settings"]
+        name = s["model"]
+        repeat = seen[name] = seen.get(name, -1) + 1
+        curve = r.get("curve") or []
+        label = f"{name} ({r.get('parameters', 0) / 1e3:.0f}k, lr {s['lr']:g})" if repeat == 0 else None
+        ax.plot([c["step"] for c in curve], [c["test_accuracy"] for c in curve], marker="o", ms=3, label=label,
+                color=f"C{models.index(name) % 10}", ls=("-", "--", ":", "-.")[repeat % 4])
+    chance = loaded[0].get("chance")
+    if chance:
+        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+    ax.set(xlabel="training step", ylabel="test accuracy (scored positions)", ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
