@@ -102,6 +102,8 @@ class RunCheckpoint:
 
     def _verified(self, name: str) -> Path:
         """``folder/name`` after checking it against the sha256 recorded in state.json."""
+        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+            raise AstrosnnError(f"{self.folder / STATE}: invalid file name {name!r}")
         path = self.folder / name
         expected = self.state["files"].get(name)
         if expected is None:

@@ -116,17 +116,19 @@ def load_splits(rc: RunConfig) -> dict[str, Any]:
 
 
 def check_writable(out: Path) -> None:
-    """Refuse an output folder that cannot be written before any work (not after phase 1)."""
+    """Refuse an output folder that cannot be written before any work (not after phase 1). Creates nothing:
+    a run that fails early leaves no folder behind."""
     if out.exists() and not out.is_dir():
         raise AstrosnnError(f"output folder {out} exists and is not a folder")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise AstrosnnError(f"output folder {out}: {parent} is a file, not a folder")
+    probe_in = out
+    for parent in out.absolute().parents:
+        if probe_in.exists():
             break
+        probe_in = parent
+        if parent.exists() and not parent.is_dir():
+            raise AstrosnnError(f"output folder {out}: {parent} is a file, not a folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        fd, probe = tempfile.mkstemp(dir=probe_in, prefix=".astrosnn-write-test-")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
