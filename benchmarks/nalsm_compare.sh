@@ -9,6 +9,7 @@
 set -u
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-1}  # e.g. CORE=0,1 THREADS=2 for one run on both cores
+NPROC=${NPROC:-1}  # >1: phase 2 over NPROC torchrun processes (features identical), e.g. CORE=0,1 NPROC=2
 export OMP_NUM_THREADS=$THREADS NUMBA_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 OUT=runs/nalsm-compare
 mkdir -p "$OUT"
@@ -19,7 +20,9 @@ run() {  # name, args...
   if [ -f "$OUT/$name/metrics.json" ]; then echo "skip $name (done)"; return; fi
   if [ -f "$OUT/$name/checkpoint/state.json" ]; then set -- "$@" --resume; fi  # an interrupted run
   echo "$(date -u +%FT%TZ) start $name: astrosnn nalsm train $*"
-  /usr/bin/time -v taskset -c "$CORE" astrosnn nalsm train "$@" --threads "$THREADS" --quiet --out "$OUT/$name" \
+  local launch=(astrosnn)
+  if [ "$NPROC" -gt 1 ]; then launch=(python -m torch.distributed.run --standalone --nproc-per-node "$NPROC" -m astrosnn); fi
+  /usr/bin/time -v taskset -c "$CORE" "${launch[@]}" nalsm train "$@" --threads "$THREADS" --quiet --out "$OUT/$name" \
     >> "$OUT/$name.log" 2>&1
   local rc=$?
   echo "$(date -u +%FT%TZ) end $name rc=$rc $(tail -n 30 "$OUT/$name.log" | grep 'test accuracy')"

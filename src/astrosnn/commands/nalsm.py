@@ -14,11 +14,13 @@ from astrosnn.errors import AstrosnnError
 from astrosnn.nalsm.backends import AUTO, backend_names
 from astrosnn.nalsm.checkpoint import CheckpointExists
 from astrosnn.nalsm.config import (
+    MAX_SEED,
     READOUT_METHODS,
     VARIANTS,
     NALSMConfig,
     ProtocolConfig,
     ReadoutConfig,
+    check_float32_positive,
 )
 from astrosnn.nalsm.job import (
     DATASETS,
@@ -30,6 +32,7 @@ from astrosnn.nalsm.job import (
     run,
     summary_line,
 )
+from astrosnn.nalsm.model import TRACE_MODES
 from astrosnn.nalsm.params import (
     ASTRO_REFERENCE_NEURONS,
     LiquidConfig,
@@ -92,7 +95,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="continue the interrupted run in --out (same options) from its checkpoint")
     every = _JOB.checkpoint_every
     t.add_argument("--checkpoint-every", type=int, default=every, metavar="BATCHES",
-                   help=f"save phase-2 features to DIR/checkpoint every this many batches (default {every})")
+                   help=f"save phase-2 features to DIR/checkpoint every this many batches (per process when "
+                        f"sharded with torchrun; default {every})")
+    every1 = _JOB.phase1_checkpoint_every
+    t.add_argument("--phase1-checkpoint-every", type=int, default=every1, metavar="SAMPLES",
+                   help=f"save the phase-1 weights and STDP traces every this many samples (default {every1})")
+    t.add_argument("--phase2-traces", default=_JOB.phase2_traces, metavar="MODE",
+                   help="STDP traces at the start of each phase-2 batch: reset (default: zeros, batches "
+                        "independent) or carry (the authors' loop: from the previous batch, order-dependent; "
+                        "no sharding)")
     t.set_defaults(func=run_train)
 
 
@@ -111,14 +122,19 @@ def build_config(args: argparse.Namespace):
         raise AstrosnnError(f"unknown readout {args.readout!r}; choose from {', '.join(READOUT_METHODS)}")
     for name in ("phase1_samples", "limit", "val_limit", "test_limit", "bf_samples", "kernel_quality"):
         _nonneg("--" + name.replace("_", "-"), getattr(args, name))
-    for name in ("phase2_ms", "epochs", "patience", "batch_size", "threads", "neurons", "checkpoint_every"):
+    for name in ("phase2_ms", "epochs", "patience", "batch_size", "threads", "neurons", "checkpoint_every",
+                 "phase1_checkpoint_every", "bf_samples"):
         _nonneg("--" + name.replace("_", "-"), getattr(args, name), positive=True)
-    if args.seed < 0:
-        raise AstrosnnError(f"--seed must be >= 0, got {args.seed}")
+    if args.phase2_traces not in TRACE_MODES:
+        raise AstrosnnError(f"--phase2-traces must be one of {', '.join(TRACE_MODES)}, got {args.phase2_traces!r}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise AstrosnnError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
+    if args.kernel_quality and args.dataset == "nmnist":
+        raise AstrosnnError("--kernel-quality supports the image datasets only, not nmnist")
     for name in ("lsm_weight", "astro_weight"):
         v = getattr(args, name)
-        if v is not None and not v > 0:
-            raise AstrosnnError(f"--{name.replace('_', '-')} must be > 0, got {v}")
+        if v is not None:
+            check_float32_positive(f"--{name.replace('_', '-')}", v)
     if args.config:
         cfg = NALSMConfig.from_json(args.config)
     else:
@@ -153,6 +169,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         limit=args.limit, val_limit=args.val_limit, test_limit=args.test_limit, kernel_quality=args.kernel_quality,
         backend=args.backend, threads=args.threads, save_features=args.save_features, plots=not args.no_plots,
         progress=not args.quiet, resume=args.resume, checkpoint_every=args.checkpoint_every,
+        phase1_checkpoint_every=args.phase1_checkpoint_every, phase2_traces=args.phase2_traces,
         command="astrosnn " + " ".join(sys.argv[1:]) if sys.argv and "astrosnn" in sys.argv[0] else None)
 
 
@@ -167,5 +184,6 @@ def run_train(args: argparse.Namespace) -> int:
     except RunInterrupted:
         print(f"interrupted; continue with the same options plus --resume --out {out}", file=sys.stderr)
         raise
-    print(summary_line(metrics, out))
+    if metrics is not None:  # rank 0 of a torchrun job, or the only process
+        print(summary_line(metrics, out))
     return 0

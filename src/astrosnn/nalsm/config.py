@@ -7,10 +7,13 @@ out-of-range values with an `AstrosnnError` naming the dotted key (e.g. ``liquid
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from astrosnn.errors import AstrosnnError
 from astrosnn.nalsm import schema as S
@@ -22,6 +25,22 @@ READOUT_METHODS = ("adadelta", "ridge", "logistic")
 READOUT_SCALES = ("batch", "train")
 # Plasticity rule of each variant in the engine's PlasticityConfig.rule vocabulary.
 VARIANT_RULE = {"nalsm": "astro", "lsm": "none", "lsm-stdp": "stdp"}
+MAX_NEURONS = 100_000  # building draws N^2 pairs (1e10 here); the paper's largest liquid has 8000
+MAX_SEED = 2**63 - 1  # seeds go to torch.manual_seed and numpy: larger ones overflow there
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_positive(name: str, value: float) -> None:
+    """A positive value that stays itself in float32 (the engine's dtype): 1e39 would become inf, 1e-50 zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise AstrosnnError(f"{name} must be a positive finite number, got {value!r}")
+    if not FLOAT32_TINY <= value <= FLOAT32_MAX:
+        raise AstrosnnError(f"{name} = {value!r} is outside float32's normal range "
+                            f"[{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}] (it would become "
+                            f"{'inf' if value > FLOAT32_MAX else 'zero or denormal'} in the engine)")
+
+
 # A run config scales w_astro with the liquid unless it is set (PlasticityConfig.astro_weight None).
 DEFAULT_PLASTICITY = PlasticityConfig(astro_weight=None)
 
@@ -43,7 +62,7 @@ class ProtocolConfig(S.Section):
     _name = "protocol"
     _rules = {
         "phase1_samples": S.nonneg_int, "phase1_ms": S.pos_int, "phase2_ms": S.pos_int,
-        "freeze_liquid": S.boolean, "batch_size": S.pos_int, "bf_samples": S.nonneg_int,
+        "freeze_liquid": S.boolean, "batch_size": S.pos_int, "bf_samples": S.pos_int,  # 0 used to mean 1
     }
 
 
@@ -88,6 +107,16 @@ class NALSMConfig(S.Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        n = self.liquid.n_neurons
+        if n > MAX_NEURONS:
+            raise AstrosnnError(f"a liquid of {n} neurons ({'x'.join(map(str, self.liquid.grid))}) is too large: "
+                                f"building it draws {float(n) ** 2:.2g} neuron pairs; at most {MAX_NEURONS} neurons")
+        if self.seed > MAX_SEED:
+            raise AstrosnnError(f"seed must be <= {MAX_SEED}, got {self.seed}")
+        check_float32_positive("liquid.lsm_weight", self.liquid.lsm_weight)
+        check_float32_positive("liquid.weight_magnitude", self.liquid.weight_magnitude)
+        if self.plasticity.astro_weight is not None:
+            check_float32_positive("plasticity.astro_weight", self.plasticity.astro_weight)
         p = self.plasticity
         if (p.rule, p.seed, p.rate_decay) != (self.rule, self.seed, 1.0):
             object.__setattr__(self, "plasticity", replace(p, rule=self.rule, seed=self.seed, rate_decay=1.0))

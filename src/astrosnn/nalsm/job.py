@@ -11,6 +11,8 @@ The command line (`astrosnn.commands.nalsm`) only parses options into a `RunConf
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from astrosnn.data.encoders import CHANNELS
 from astrosnn.data.images import load_images
 from astrosnn.data.nmnist import load_nmnist
 from astrosnn.errors import AstrosnnError
@@ -26,7 +29,8 @@ from astrosnn.nalsm.backends import AUTO
 from astrosnn.nalsm.checkpoint import RunCheckpoint, checkpointed_features
 from astrosnn.nalsm.config import NALSMConfig
 from astrosnn.nalsm.kernel_quality import kernel_quality, rate_summary
-from astrosnn.nalsm.model import NALSM
+from astrosnn.nalsm.model import NALSM, TRACE_MODES
+from astrosnn.nalsm.shard import Shard, from_env
 from astrosnn.nalsm.topology import describe
 from astrosnn.runinfo import atomic_write_json, save_tensors, seed_everything, versions
 from astrosnn.viz.nalsm import (  # imports matplotlib lazily
@@ -73,7 +77,9 @@ class RunConfig:
     plots: bool = True
     progress: bool = True
     resume: bool = False  # continue the interrupted run in out_dir from its checkpoint
-    checkpoint_every: int = 20  # phase-2 batches per checkpoint chunk
+    checkpoint_every: int = 20  # phase-2 batches per checkpoint chunk (per process when sharded)
+    phase1_checkpoint_every: int = 5000  # phase-1 samples between checkpoints of the weights and traces
+    phase2_traces: str = "reset"  # "reset": every phase-2 batch from zero STDP traces; "carry": the authors'
     command: str | None = None  # recorded in metrics.json
 
     def __post_init__(self) -> None:
@@ -81,6 +87,12 @@ class RunConfig:
             raise AstrosnnError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
         if self.kernel_quality and self.dataset == "nmnist":
             raise AstrosnnError("kernel_quality supports the image datasets only")
+        if self.phase2_traces not in TRACE_MODES:
+            raise AstrosnnError(f"phase2_traces must be one of {', '.join(TRACE_MODES)}, got {self.phase2_traces!r}")
+        for name in ("checkpoint_every", "phase1_checkpoint_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise AstrosnnError(f"{name} must be a positive integer, got {v!r}")
 
     @property
     def limits(self) -> dict[str, int | None]:
@@ -103,37 +115,112 @@ def load_splits(rc: RunConfig) -> dict[str, Any]:
     return {"splits": out, "source": source, "note": note}
 
 
-def run(rc: RunConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Train and evaluate; writes the model, plots and metrics.json into `out_dir` and returns the metrics."""
+def check_writable(out: Path) -> None:
+    """Refuse an output folder that cannot be written before any work (not after phase 1). Creates nothing:
+    a run that fails early leaves no folder behind."""
+    if out.exists() and not out.is_dir():
+        raise AstrosnnError(f"output folder {out} exists and is not a folder")
+    probe_in = out
+    for parent in out.absolute().parents:
+        if probe_in.exists():
+            break
+        probe_in = parent
+        if parent.exists() and not parent.is_dir():
+            raise AstrosnnError(f"output folder {out}: {parent} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=probe_in, prefix=".astrosnn-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise AstrosnnError(f"output folder {out} is not writable ({e.strerror or e})") from None
+
+
+def estimated_bytes(cfg: NALSMConfig, n_inputs: int) -> int:
+    """Rough peak memory of phase 2 before anything is built: per sample of a batch, a copy of the weights
+    (S float32) plus the engine's working copies; S from the expected synapse count of the grid."""
+    lc = cfg.liquid
+    n = lc.n_neurons
+    lam = lc.lam
+    per_neuron = min(n, (np.sqrt(np.pi) * lam) ** 3) * max(lc.c_ee, lc.c_ei, lc.c_ie, lc.c_ii)
+    synapses = n * per_neuron + lc.input_density * n * n_inputs
+    batch = cfg.protocol.batch_size
+    return int(batch * synapses * 4 * 3 + batch * (n + n_inputs) * 4 * 4)
+
+
+def check_memory(cfg: NALSMConfig, n_inputs: int) -> None:
+    """Refuse a run whose phase-2 batches would not fit in this machine's memory, before allocating."""
+    need = estimated_bytes(cfg, n_inputs)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have:
+        raise AstrosnnError(f"phase 2 needs about {need / 2**30:.1f} GiB ({cfg.liquid.n_neurons} neurons, batch "
+                            f"{cfg.protocol.batch_size}) but this machine has {have / 2**30:.1f} GiB: use a "
+                            "smaller --batch-size or liquid")
+
+
+def run(rc: RunConfig, out_dir: str | Path, *, shard: Shard | None = None) -> dict[str, Any] | None:
+    """Train and evaluate; writes the model, plots and metrics.json into `out_dir` and returns the metrics.
+
+    Under torchrun (or with `shard`), phase 2 is split over the processes (`astrosnn.nalsm.shard`); only
+    rank 0 writes and returns the metrics, the other ranks return None."""
+    own_shard = shard is None
+    shard = from_env() if shard is None else shard
+    try:
+        return _run(rc, Path(out_dir), shard)
+    finally:
+        if own_shard:
+            shard.close()
+
+
+def _run(rc: RunConfig, out: Path, shard: Shard) -> dict[str, Any] | None:
     cfg = rc.config
     t_start = time.perf_counter()
+    if rc.phase2_traces == "carry" and shard.size > 1:
+        raise AstrosnnError("carried phase-2 traces chain the batches in order: they cannot be split over "
+                            f"{shard.size} processes (use --phase2-traces reset or one process)")
     if rc.threads:
         torch.set_num_threads(rc.threads)
     seed_everything(cfg.seed)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise AstrosnnError(f"output folder {out} exists and is not a folder")
+    if shard.main:
+        check_writable(out)
     t0 = time.perf_counter()
     data = load_splits(rc)
     load_s = time.perf_counter() - t0
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (data["splits"][s] for s in ("train", "validation", "test"))
     has_val = len(y_va) > 0
-    model = NALSM(cfg, backend=rc.backend, progress=rc.progress)
+    check_memory(cfg, CHANNELS if rc.dataset == "nmnist" else int(np.prod(np.shape(x_tr)[1:])))
+    model = NALSM(cfg, backend=rc.backend, progress=rc.progress and shard.main)
     fingerprint = {"config": cfg.to_dict(), "dataset": rc.dataset,
                    "sizes": {"train": len(y_tr), "validation": len(y_va), "test": len(y_te)}}
-    ckpt = (RunCheckpoint.resume if rc.resume else RunCheckpoint.fresh)(out / "checkpoint", fingerprint)
+    if rc.phase2_traces != "reset":
+        fingerprint["phase2_traces"] = rc.phase2_traces
+    ckpt = None
+    if shard.main:
+        ckpt = (RunCheckpoint.resume if rc.resume else RunCheckpoint.fresh)(out / "checkpoint", fingerprint)
+    previous_s = ckpt.state.get("elapsed_s", 0.0) if ckpt is not None else 0.0
     try:
-        if ckpt.phase1_done:
-            ckpt.load_liquid(model)
+        if shard.main:
+            if ckpt.phase1_done:
+                ckpt.load_liquid(model)
+            else:
+                model.build_for(x_tr)
+                model.initialize(x_tr, every=rc.phase1_checkpoint_every, start=ckpt.phase1_progress(model),
+                                 on_chunk=ckpt.save_phase1_progress)
+                ckpt.save_liquid(model)
+            shard.broadcast(model.weights)
         else:
-            model.initialize(x_tr)
-            ckpt.save_liquid(model)
-        every = rc.checkpoint_every
-        f_tr = checkpointed_features(model, x_tr, "train", ckpt, every)
-        f_va = checkpointed_features(model, x_va, "val", ckpt, every) if has_val else None
-        f_te = checkpointed_features(model, x_te, "test", ckpt, every)
+            model.initialize(x_tr, phase1=False)
+            model.weights = shard.broadcast(None)
+        every, traces = rc.checkpoint_every, rc.phase2_traces
+        f_tr = checkpointed_features(model, x_tr, "train", ckpt, every, traces=traces, shard=shard)
+        f_va = checkpointed_features(model, x_va, "val", ckpt, every, traces=traces, shard=shard) if has_val else None
+        f_te = checkpointed_features(model, x_te, "test", ckpt, every, traces=traces, shard=shard)
     except KeyboardInterrupt:
         raise RunInterrupted(out) from None
+    if not shard.main:
+        return None
     model.fit_readout(f_tr, y_tr, f_va, y_va if has_val else None, f_te, y_te)
     hist = model.readout.history
     best = hist.best_epoch
@@ -179,14 +266,17 @@ def run(rc: RunConfig, out_dir: str | Path) -> dict[str, Any]:
         "wall_time_s": {"load_data": load_s, "build": tm.get("build_s", 0.0), "phase1": tm.get("phase1_s", 0.0),
                         "phase2_train": tm.get("phase2_train_s", 0.0), "phase2_val": tm.get("phase2_val_s", 0.0),
                         "phase2_test": tm.get("phase2_test_s", 0.0), "readout": tm.get("readout_s", 0.0),
-                        "branching": bf_s, "plots": plot_s, "total": time.perf_counter() - t_start},
+                        "branching": bf_s, "plots": plot_s, "total": 0.0},
         "samples_per_s": {"phase1": n1 / tm["phase1_s"] if n1 and tm.get("phase1_s") else None,
                           "phase2": p2_n / p2_s if p2_s > 0 else None},
         "network": describe(model.network), "backend": model.backend, "torch_threads": torch.get_num_threads(),
         "data_source": data["source"], "data_note": data["note"], "plots": plots,
         "command": rc.command, "config": cfg.to_dict(), "versions": versions(),
     }
-    metrics["wall_time_s"]["total"] = time.perf_counter() - t_start
+    metrics["phase2_traces"] = rc.phase2_traces
+    metrics["processes"] = shard.size
+    # earlier processes of a resumed run count too, so the total is never below one of its parts
+    metrics["wall_time_s"]["total"] = previous_s + time.perf_counter() - t_start
     metrics["resumed"] = rc.resume
     atomic_write_json(out / "metrics.json", metrics)
     ckpt.remove()  # everything it held is in the outputs now

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,14 @@ from astrosnn.errors import AstrosnnError
 from astrosnn.nalsm.backends import AUTO, resolve_backend
 from astrosnn.nalsm.branching import branching_factor_per_sample, mean_branching_factor
 from astrosnn.nalsm.config import NALSMConfig
-from astrosnn.nalsm.engine import extract_features, run_phase1
+from astrosnn.nalsm.engine import extract_features, run_phase1, run_phase1_chunk
 from astrosnn.nalsm.params import PlasticityConfig, SimulationResult
 from astrosnn.nalsm.readout import Readout, train_readout
 from astrosnn.nalsm.topology import Network, build_network
 from astrosnn.runinfo import atomic_write_json, load_json, load_tensors, save_tensors, versions
 
 MODEL_FORMAT = "astrosnn.nalsm.model/1"
+TRACE_MODES = ("reset", "carry")  # phase-2 STDP traces between batches (NALSM.simulate)
 EVENT_SPAN_MS = 300  # N-MNIST recordings; phase-1 windows start uniformly in [1, 278] as in the authors' code
 
 
@@ -66,7 +67,11 @@ def _seed(*parts: Any) -> int:
 
 
 class _Phase1Samples(Sequence):
-    """Lazily encoded phase-1 samples (T1, n_in): a seeded permutation of the training set, cycled."""
+    """Lazily encoded phase-1 samples (T1, n_in): a seeded permutation of the training set, cycled.
+
+    Images are encoded with a generator seeded by the sample's position; event / spike-train windows come
+    from one sequential generator, replayed (draws only, no data) when a sample is asked out of order, so
+    sample i is the same whether phase 1 runs in one go or resumes at i."""
 
     def __init__(self, model: NALSM, X: Any, kind: str, count: int):
         self.model, self.X, self.kind, self.count = model, X, kind, count
@@ -74,7 +79,26 @@ class _Phase1Samples(Sequence):
         rng = np.random.default_rng(_seed(model.config.seed, "phase1-order"))
         reps = -(-count // n) if n else 0
         self.order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:count] if reps else []
-        self.rng = np.random.default_rng(_seed(model.config.seed, "phase1-windows"))
+        self._rewind()
+
+    def _rewind(self) -> None:
+        self.rng = np.random.default_rng(_seed(self.model.config.seed, "phase1-windows"))
+        self._next = 0
+
+    def _window(self, i: int) -> int:
+        """Start of sample i's window (events, spikes): the i-th draw of the window generator."""
+        if i < self._next:
+            self._rewind()
+        steps = self.model.config.protocol.phase1_ms
+        while True:
+            j = self._next
+            if self.kind == "events":
+                start = int(self.rng.integers(1, max(2, EVENT_SPAN_MS - steps - 1)))
+            else:
+                start = int(self.rng.integers(0, max(1, len(self.X[int(self.order[j])]) - steps + 1)))
+            self._next += 1
+            if j == i:
+                return start
 
     def __len__(self) -> int:
         return self.count
@@ -84,19 +108,28 @@ class _Phase1Samples(Sequence):
             return [self[j] for j in range(*i.indices(self.count))]
         idx = int(self.order[i])
         steps = self.model.config.protocol.phase1_ms
-        gen = torch.Generator().manual_seed(_seed(self.model.config.seed, "phase1", i))
         if self.kind == "events":
-            start = int(self.rng.integers(1, max(2, EVENT_SPAN_MS - steps - 1)))
-            return bin_events([self.X[idx]], steps=steps, start_ms=start)[0]
+            return bin_events([self.X[idx]], steps=steps, start_ms=self._window(i))[0]
         if self.kind == "spikes":
-            x = torch.as_tensor(self.X[idx])
-            start = int(self.rng.integers(0, max(1, x.shape[0] - steps + 1)))
-            return x[start:start + steps]
+            start = self._window(i)
+            return torch.as_tensor(self.X[idx])[start:start + steps]
+        gen = torch.Generator().manual_seed(_seed(self.model.config.seed, "phase1", i))
         return self.model._encode_images(self.X[idx:idx + 1], steps, gen)[0]
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         for i in range(self.count):
             yield self[i]
+
+
+@dataclass
+class Phase1Progress:
+    """Where a checkpointed phase 1 stands: samples done, the weights (S,) and STDP traces (N + n_in,) after
+    them, and the seconds spent so far."""
+
+    done: int
+    weights: torch.Tensor
+    traces: torch.Tensor
+    seconds: float = 0.0
 
 
 class NALSM:
@@ -174,24 +207,66 @@ class NALSM:
         return kind
 
     # ------------------------------------------------------------------ phases
-    def initialize(self, X: Any) -> NALSM:
-        """Build the liquid (if needed) and run phase 1 on `protocol.phase1_samples` random samples of X."""
-        kind = _input_kind(X)
+    def build_for(self, X: Any) -> NALSM:
+        """Build the liquid for the inputs of X unless it is built."""
         if self.network is None:
-            self.build(_n_inputs(X, kind))
+            self.build(_n_inputs(X, _input_kind(X)))
+        return self
+
+    def initialize(self, X: Any, *, every: int | None = None, start: Phase1Progress | None = None,
+                   on_chunk: Callable[[Phase1Progress], None] | None = None, phase1: bool = True) -> NALSM:
+        """Build the liquid (if needed) and run phase 1 on `protocol.phase1_samples` random samples of X.
+
+        every: run phase 1 in pieces of this many samples and call `on_chunk` with the progress after each
+        (a run checkpoint saves it); start: continue from such a progress. Same weights either way.
+        phase1=False: only build and take the rate code's maximum (the weights come from elsewhere)."""
+        kind = _input_kind(X)
+        self.build_for(X)
         self._check_input(X)
         self.input_kind = kind
         if kind == "images":
             _, self.rate_max = rate_probabilities(np.asarray(X))
+        if not phase1:
+            return self
         n1 = self.config.protocol.phase1_samples if self.config.rule != "none" else 0
         t0 = time.perf_counter()
-        if n1 > 0:
-            samples = _Phase1Samples(self, X, kind, n1)
-            self.weights = run_phase1(self.network, samples, self.plasticity(1), weights=self.weights,
-                                      progress=self.progress, backend=self.backend)
+        if start is None and (every is None or every >= n1):  # in one piece: the backend's sequence
+            if n1 > 0:
+                samples = _Phase1Samples(self, X, kind, n1)
+                self.weights = run_phase1(self.network, samples, self.plasticity(1), weights=self.weights,
+                                          progress=self.progress, backend=self.backend)
+        elif n1 > 0:
+            self._phase1_in_pieces(_Phase1Samples(self, X, kind, n1), every or n1, start, on_chunk)
+            t0 = time.perf_counter() - self.timings["phase1_s"]
         self.timings["phase1_s"] = time.perf_counter() - t0
         self.counts["phase1_samples"] = n1
         return self
+
+    def _phase1_in_pieces(self, samples: _Phase1Samples, every: int, start: Phase1Progress | None,
+                          on_chunk: Callable[[Phase1Progress], None] | None) -> None:
+        n1 = len(samples)
+        if start is not None:
+            if not 0 <= start.done <= n1:
+                raise AstrosnnError(f"phase 1 cannot continue at sample {start.done} of {n1}")
+            state = start
+        else:
+            state = Phase1Progress(0, self.weights, None)  # type: ignore[arg-type]
+        p = self.plasticity(1)
+        bar = tqdm(total=n1, initial=state.done, desc="phase 1", unit="sample", disable=not self.progress)
+        try:
+            while state.done < n1:
+                t0 = time.perf_counter()
+                stop = min(n1, state.done + every)
+                w, x = run_phase1_chunk(self.network, (samples[i] for i in range(state.done, stop)), p,
+                                        state.weights, state.traces, backend=self.backend)
+                state = Phase1Progress(stop, w, x, state.seconds + time.perf_counter() - t0)
+                bar.update(stop - bar.n)
+                if on_chunk is not None:
+                    on_chunk(state)
+        finally:
+            bar.close()
+        self.weights = state.weights
+        self.timings["phase1_s"] = state.seconds
 
     def _require(self, what: str = "liquid") -> None:
         if self.network is None or self.weights is None:
@@ -200,23 +275,42 @@ class NALSM:
             raise AstrosnnError("the readout is not trained: call fit() first")
 
     def simulate(self, X: Any, *, record: bool = False, salt: str = "transform", desc: str = "phase 2",
-                 first: int = 0):
+                 first: int = 0, starts: Iterable[int] | None = None, traces: str = "reset",
+                 initial_traces: torch.Tensor | None = None):
         """Phase 2 on the samples of X from `first` on, in batches; yields the engine's SimulationResult per batch.
 
-        Batches are independent and seeded by their first sample, so `first` (a multiple of the batch size)
-        continues an interrupted pass with the same results."""
+        Batches are seeded by their first sample, so `first` (a multiple of the batch size) continues an
+        interrupted pass with the same results, and `starts` (batch starts, any order) computes just those
+        batches (one process's share of a sharded pass).
+
+        traces: "reset" (astrosnn's default) starts every batch from zero STDP traces, so batches are
+        independent; "carry" (the authors' loop, which resets everything but the traces) starts slot b of a
+        batch from the final traces of slot b of the previous batch (`initial_traces`, (B, N + n_in), for
+        the first one; default zeros), so features depend on the batch order."""
         self._require()
         kind = self._check_input(X)
         bs = self.config.protocol.batch_size
+        if traces not in TRACE_MODES:
+            raise AstrosnnError(f"traces must be one of {', '.join(TRACE_MODES)}, got {traces!r}")
         if first % bs or not 0 <= first <= len(X):
             raise AstrosnnError(f"phase 2 can only restart at a batch boundary: first={first}, batch size {bs}")
+        todo = list(range(first, len(X), bs)) if starts is None else list(starts)
+        if traces == "carry" and starts is not None:
+            raise AstrosnnError("carried phase-2 traces need the batches in order (no sharding)")
+        carried = initial_traces
         bar = tqdm(total=len(X), initial=first, desc=desc, unit="sample", disable=not self.progress, leave=False)
         try:
-            for start in range(first, len(X), bs):
+            for start in todo:
+                if start % bs or not 0 <= start < len(X):
+                    raise AstrosnnError(f"not a batch start: {start} (batch size {bs}, {len(X)} samples)")
                 spikes = self._encode(X, kind, start, min(start + bs, len(X)), salt)
-                yield extract_features(self.network, self.weights, spikes, self.plasticity(2),
-                                       freeze=self.config.protocol.freeze_liquid, record=record,
-                                       backend=self.backend)
+                x0 = carried[:spikes.shape[0]] if traces == "carry" and carried is not None else None
+                result = extract_features(self.network, self.weights, spikes, self.plasticity(2),
+                                          freeze=self.config.protocol.freeze_liquid, record=record,
+                                          backend=self.backend, traces=x0)
+                if traces == "carry":
+                    carried = result.traces
+                yield result
                 bar.update(spikes.shape[0])
         finally:
             bar.close()
@@ -306,36 +400,64 @@ class NALSM:
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | Path) -> Path:
         """config.json, model.json, liquid.safetensors/.json (topology with the phase-1 weights),
-        readout.safetensors; all atomic, no pickle."""
+        readout.safetensors; all atomic, no pickle. model.json, written last, is the manifest: the sha256
+        of every other file and the seed, checked by `load`."""
         self._require()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        trained = replace(self.network, weight=self.weights.detach().cpu().numpy().astype(np.float32))
+        weights = self.weights.detach().cpu().numpy().astype(np.float32)
+        if not np.all(np.isfinite(weights)):
+            raise AstrosnnError("the liquid weights contain NaN or infinite values: not saving them")
+        trained = replace(self.network, weight=weights)
         trained.save(folder / "liquid.safetensors")
         atomic_write_json(folder / "config.json", self.config.to_dict())
-        atomic_write_json(folder / "model.json", {
-            "format": MODEL_FORMAT, "n_inputs": self.n_inputs, "input_kind": self.input_kind,
-            "rate_max": self.rate_max, "backend": self.backend, "versions": versions(),
-            "readout": self.readout.metadata() if self.readout is not None else None})
+        files = ["config.json", "liquid.safetensors", "liquid.json"]
         if self.readout is not None:
             save_tensors(folder / "readout.safetensors", self.readout.to_tensors(),
                          metadata={"readout": json.dumps(self.readout.metadata())})
+            files.append("readout.safetensors")
+        else:
+            (folder / "readout.safetensors").unlink(missing_ok=True)
+        atomic_write_json(folder / "model.json", {
+            "format": MODEL_FORMAT, "n_inputs": self.n_inputs, "input_kind": self.input_kind,
+            "rate_max": self.rate_max, "backend": self.backend, "versions": versions(),
+            "readout": self.readout.metadata() if self.readout is not None else None,
+            "seed": self.config.seed, "files": {name: _sha256(folder / name) for name in files}})
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, *, backend: str = AUTO, progress: bool = False) -> NALSM:
+        """A saved model, checked: file checksums (model.json's manifest), the config against the stored
+        tensors (grid, inputs, seed), finite weights; each fault is one AstrosnnError naming the file."""
         folder = Path(folder)
         meta = load_json(folder / "model.json")
         if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
             raise AstrosnnError(f"{folder / 'model.json'}: not an astrosnn NALSM model")
+        files = meta.get("files")
+        if files is not None:  # folders saved before the manifest have none
+            if not isinstance(files, dict) or not {"config.json", "liquid.safetensors", "liquid.json"} <= set(files):
+                raise AstrosnnError(f"{folder / 'model.json'}: malformed file manifest")
+            for name, digest in files.items():
+                path = folder / str(name)
+                if not isinstance(name, str) or "/" in name or name.startswith("."):
+                    raise AstrosnnError(f"{folder / 'model.json'}: malformed file manifest")
+                if not path.is_file():
+                    raise AstrosnnError(f"{path}: missing (listed in model.json)")
+                if _sha256(path) != digest:
+                    raise AstrosnnError(f"{path}: content does not match its checksum in model.json "
+                                        "(corrupted, or from another model)")
         model = cls(NALSMConfig.from_json(folder / "config.json"), backend=backend, progress=progress)
         trained = Network.load(folder / "liquid.safetensors")
+        _check_liquid(model.config, trained, meta, folder)
         model.network = trained
         model.weights = torch.from_numpy(np.asarray(trained.weight, dtype=np.float32)).clone()
         model.n_inputs, model.input_kind = int(meta["n_inputs"]), meta.get("input_kind")
         model.rate_max = meta.get("rate_max")
         if meta.get("readout") is not None:
+            if not isinstance(meta["readout"], dict):
+                raise AstrosnnError(f"{folder / 'model.json'}: malformed readout entry")
             model.readout = Readout.from_tensors(load_tensors(folder / "readout.safetensors"), meta["readout"])
+            _check_readout(model.readout, trained.n_liquid, folder / "readout.safetensors")
         return model
 
     def __repr__(self) -> str:
@@ -343,3 +465,36 @@ class NALSM:
         state = "fitted" if self.readout is not None else ("initialised" if self.network is not None else "new")
         return (f"NALSM(variant={c.variant!r}, grid={'x'.join(map(str, c.liquid.grid))}, seed={c.seed}, "
                 f"backend={self.backend!r}, {state})")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _check_liquid(cfg: NALSMConfig, net: Network, meta: dict, folder: Path) -> None:
+    """The stored liquid against config.json and model.json."""
+    where = folder / "liquid.safetensors"
+    if tuple(net.grid) != tuple(cfg.liquid.grid) or net.n_liquid != int(np.prod(cfg.liquid.grid)):
+        raise AstrosnnError(f"{where}: a {'x'.join(map(str, net.grid))} liquid of {net.n_liquid} neurons, but "
+                            f"config.json says grid {'x'.join(map(str, cfg.liquid.grid))}")
+    n_inputs = meta.get("n_inputs")
+    if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs != net.n_input:
+        raise AstrosnnError(f"{folder / 'model.json'}: n_inputs {n_inputs!r} does not match the liquid's "
+                            f"{net.n_input} input neurons")
+    if "seed" in meta and meta["seed"] != cfg.seed:
+        raise AstrosnnError(f"{folder / 'model.json'}: seed {meta['seed']!r} but config.json has seed {cfg.seed}")
+    rate_max = meta.get("rate_max")
+    if rate_max is not None and (isinstance(rate_max, bool) or not isinstance(rate_max, int | float)
+                                 or not np.isfinite(rate_max) or rate_max <= 0):
+        raise AstrosnnError(f"{folder / 'model.json'}: rate_max must be a positive finite number, got {rate_max!r}")
+    if not np.all(np.isfinite(net.weight)):
+        raise AstrosnnError(f"{where}: weights contain NaN or infinite values")
+
+
+def _check_readout(readout: Readout, n_liquid: int, where: Path) -> None:
+    w, b, k = readout.weight, readout.bias, len(readout.classes)
+    if w.dim() != 2 or sorted(w.shape) != sorted((n_liquid, k)) or tuple(b.shape) != (k,):
+        raise AstrosnnError(f"{where}: readout of shape {tuple(w.shape)} does not fit a {n_liquid}-neuron liquid "
+                            f"with {k} classes")
+    if not (bool(torch.isfinite(w).all()) and bool(torch.isfinite(b).all())):
+        raise AstrosnnError(f"{where}: readout weights contain NaN or infinite values")
