@@ -179,6 +179,9 @@ def test_config_round_trips():
         ({"surrogate": "gauss"}, "surrogate 'gauss'"),
         ({"lambda_init": 1.5}, "lambda_init"),
         ({"chunk_size": 0}, "chunk_size"),
+        ({"threshold": -1.0}, "threshold"),
+        ({"threshold": float("nan")}, "threshold"),
+        ({"surrogate_alpha": float("inf")}, "surrogate_alpha"),
     ],
 )
 def test_bad_config_raises(options, match):

@@ -239,3 +239,16 @@ def test_weights_representable_in_float32():
     with pytest.raises(AstrosnnError, match="liquid.lsm_weight"):
         NALSMConfig().override({"liquid.lsm_weight": 1e39})
     assert np.float32(NALSMConfig().override({"liquid.lsm_weight": 1e30}).liquid.lsm_weight) == np.float32(1e30)
+
+
+def test_a_second_run_in_a_live_runs_folder_is_refused(tmp_path):
+    """The run folder is locked while a run lives; a second run into it refuses and writes nothing."""
+    from astrosnn.rundir import RunDirBusy, lock_run_dir
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    with lock_run_dir(out):  # a live holder (this process, through another open file description)
+        with pytest.raises(RunDirBusy, match="in use by process"):
+            run(tiny(), out)
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    assert run(tiny(), out)["test_accuracy"] >= 0  # once released, the folder can be used

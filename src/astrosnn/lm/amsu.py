@@ -174,8 +174,10 @@ class AMSUConfig:
             raise AstrosnnError(f"AM-SU chunk_size must be >= 1, got {self.chunk_size}")
         if self.shift_size < 1:
             raise AstrosnnError(f"AM-SU shift_size must be >= 1, got {self.shift_size}")
-        if self.surrogate_alpha is not None and not self.surrogate_alpha > 0:
-            raise AstrosnnError(f"AM-SU surrogate_alpha must be > 0, got {self.surrogate_alpha}")
+        if self.surrogate_alpha is not None and not 0 < self.surrogate_alpha < float("inf"):
+            raise AstrosnnError(f"AM-SU surrogate_alpha must be a finite number > 0, got {self.surrogate_alpha}")
+        if not 0 < self.threshold < float("inf"):  # also refuses NaN
+            raise AstrosnnError(f"AM-SU threshold must be a finite number > 0, got {self.threshold}")
 
     @property
     def head_size(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from astrosnn.nalsm.kernel_quality import kernel_quality, rate_summary
 from astrosnn.nalsm.model import NALSM, TRACE_MODES
 from astrosnn.nalsm.shard import Shard, from_env
 from astrosnn.nalsm.topology import describe
+from astrosnn.rundir import lock_run_dir
 from astrosnn.runinfo import atomic_write_json, save_tensors, seed_everything, versions
 from astrosnn.viz.nalsm import (  # imports matplotlib lazily
     plot_branching,
@@ -168,13 +170,14 @@ def run(rc: RunConfig, out_dir: str | Path, *, shard: Shard | None = None) -> di
     own_shard = shard is None
     shard = from_env() if shard is None else shard
     try:
-        return _run(rc, Path(out_dir), shard)
+        with ExitStack() as held:
+            return _run(rc, Path(out_dir), shard, held)
     finally:
         if own_shard:
             shard.close()
 
 
-def _run(rc: RunConfig, out: Path, shard: Shard) -> dict[str, Any] | None:
+def _run(rc: RunConfig, out: Path, shard: Shard, held: ExitStack) -> dict[str, Any] | None:
     cfg = rc.config
     t_start = time.perf_counter()
     if rc.phase2_traces == "carry" and shard.size > 1:
@@ -198,6 +201,9 @@ def _run(rc: RunConfig, out: Path, shard: Shard) -> dict[str, Any] | None:
         fingerprint["phase2_traces"] = rc.phase2_traces
     ckpt = None
     if shard.main:
+        # The folder is created (and locked against a second run) only once the inputs have passed their checks.
+        out.mkdir(parents=True, exist_ok=True)
+        held.enter_context(lock_run_dir(out))
         ckpt = (RunCheckpoint.resume if rc.resume else RunCheckpoint.fresh)(out / "checkpoint", fingerprint)
     previous_s = ckpt.state.get("elapsed_s", 0.0) if ckpt is not None else 0.0
     try:
