@@ -190,7 +190,10 @@ def _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl,
                         for q in range(in_grp[i, g], in_grp[i, g + 1]):
                             j = in_pre[q]
                             causal = x[j]
-                            acausal = xi * sf[j]
+                            sj = sf[j]
+                            if causal == zero and sj == zero:
+                                continue  # dW = 0: a pre neuron without trace that did not spike
+                            acausal = xi * sj
                             s = in_slot[q]
                             wo = w[s]
                             nw = min(max(wo + (eta * acausal - dep * causal), lo), hi)
@@ -202,7 +205,10 @@ def _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl,
                         for q in range(in_grp[i, g], in_grp[i, g + 1]):
                             j = in_pre[q]
                             causal = x[j]
-                            acausal = xi * sf[j]
+                            sj = sf[j]
+                            if causal == zero and sj == zero:
+                                continue
+                            acausal = xi * sj
                             s = in_slot[q]
                             wo = w[s]
                             nw = min(max(wo + (eta * causal - dep * acausal), lo), hi)
@@ -252,13 +258,35 @@ def _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl,
         astro_trace[t] = a_val
 
 
+@njit(cache=True)
+def _live_inputs(in_grp, in_slot, in_pre, live, grp, slot, pre):
+    """The incoming-synapse lists restricted to presynaptic neurons that can be live (`live`): grp, slot, pre
+    filled like in_grp, in_slot, in_pre. A neuron without input events or trace never spikes or gets a
+    trace in the sample, so its synapses never change (dW = 0)."""
+    c = 0
+    for i in range(in_grp.shape[0]):
+        for g in range(3):
+            grp[i, g] = c
+            for q in range(in_grp[i, g], in_grp[i, g + 1]):
+                j = in_pre[q]
+                if live[j]:
+                    slot[c] = in_slot[q]
+                    pre[c] = j
+                    c += 1
+        grp[i, 3] = c
+
+
 @njit(cache=True, parallel=True)
 def _batch_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl, mask, n,
-                 w, inputs, x, counts, astro_trace, raster, record, p):
+                 w, inputs, x, counts, astro_trace, raster, record, live, p):
     for b in prange(w.shape[0]):
         rsum = np.zeros(n, tbl.dtype)
         _row_sums(post, w[b], rsum)
-        _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl, mask, n,
+        grp = np.empty_like(in_grp)
+        slot = np.empty_like(in_slot)
+        pre = np.empty_like(in_pre)
+        _live_inputs(in_grp, in_slot, in_pre, live[b], grp, slot, pre)
+        _sample_event(post, out_ptr, pre_kind, grp, slot, pre, bounds, tbl, mask, n,
                       w[b], inputs[b], x[b], counts[b], astro_trace[b], raster[b], record, rsum, False, p)
 
 
@@ -309,8 +337,11 @@ class EventBackend:
         astro = np.zeros((batch, steps), np.float32)
         raster = np.zeros((batch, steps, m) if record else (batch, 1, 1), np.bool_)
         inputs = np.ascontiguousarray(input_spikes.numpy())
+        # liquid neurons may always fire; an input neuron only with an input event (or a trace to start from)
+        live = np.ones((batch, m), np.bool_)
+        live[:, n:] = inputs.any(axis=1) | (x[:, n:] != 0)
         if batch:
-            _batch_event(*arrays, w, inputs, x, counts, astro, raster, record, dynamics(plasticity))
+            _batch_event(*arrays, w, inputs, x, counts, astro, raster, record, live, dynamics(plasticity))
         return SimulationResult(spikes=torch.from_numpy(raster) if record else None,
                                 counts=torch.from_numpy(counts), weights=torch.from_numpy(_from_slots(lay, w)),
                                 astro=torch.from_numpy(astro), traces=torch.from_numpy(x))
