@@ -13,6 +13,9 @@ of post neuron i, C_i = sum_j W_ij u_j, can be kept as one running value per neu
 
 The per-ms work is then proportional to the synapses of the neurons that spike (which STDP visits anyway),
 not to those of every recently active neuron; the spike jump and the presynaptic STDP update share one pass.
+The postsynaptic STDP pass skips synapses whose pre neuron has no trace and did not spike (dW = 0 exactly);
+in phase 2 the incoming lists are first cut, per sample, to pre neurons that can be active at all (liquid
+neurons, and input neurons with an input event or a start trace): ~4x fewer visits on MNIST.
 
 Exactness. STDP, traces and the astrocyte use the reference's float32 formulas unchanged (they depend on
 spikes only), so while the spikes agree the weights, traces and astrocyte are bit-identical. What differs is
