@@ -5,6 +5,14 @@
 Batch 1 is timed as phase 1 (20-ms samples, weights carried); batches > 1 as phase 2 (per-sample weights,
 x0.99 decay). "sample-steps/s" = batch x steps / wall time. The first call of each backend (numba compile)
 is excluded.
+
+    python benchmarks/nalsm_engine_speed.py --suite [--json FILE]
+
+The issue-13 suite, every backend side by side in one run on the same networks, weights and input spikes:
+phase 2 samples/s at 1000 neurons (batch 32, 1 and 2 numba threads) and 8000 neurons (batch 64, 2 threads),
+phase 1 ms per 20-ms sample (1 thread; x 50,000 = a full phase 1), and the peak RSS of an 8000-neuron phase 2
+at batch 64 (a child process per backend). Phase 2 runs from the weights the timed phase 1 left ("fast",
+exact). Backends are interleaved, each timed `--reps` times (best wall time kept).
 """
 
 from __future__ import annotations
@@ -27,7 +35,16 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=40.0, help="cut a measurement's steps to about this")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--suite", action="store_true", help="the side-by-side issue-13 suite (see the docstring)")
+    ap.add_argument("--suite-backends", default="fast,event,event64")
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--phase1-large", type=int, default=20, help="phase-1 samples timed at 8000 neurons")
+    ap.add_argument("--rss-probe", default=None, help=argparse.SUPPRESS)  # internal: child process of --suite
     args = ap.parse_args()
+    if args.rss_probe:
+        return rss_probe(args)
+    if args.suite:
+        return suite(args)
 
     import numba
 
@@ -82,6 +99,123 @@ def main() -> None:
     print("\n| backend | batch | steps/s | sample-steps/s | wall s | run |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['backend']} | {r['batch']} | {r['steps_per_s']} | {r['sample_steps_per_s']} | {r['wall_s']} | {r['what']} |")
+    print("\n" + json.dumps(info))
+    if args.json:
+        from astrosnn.runinfo import atomic_write_json
+
+        atomic_write_json(args.json, {"rows": rows, **info})
+
+
+def _phase2(net, w, x, backend):
+    from astrosnn.nalsm.engine import PlasticityConfig, extract_features
+
+    t0 = time.perf_counter()
+    res = extract_features(net, w, x, PlasticityConfig(rule="astro").phase2(), backend=backend)
+    return time.perf_counter() - t0, res
+
+
+def rss_probe(args) -> None:
+    """Child of --suite: one phase-2 batch from saved weights/inputs; prints wall time and peak RSS."""
+    import resource
+
+    import numba
+    import numpy as np
+
+    from astrosnn.nalsm.topology import build_network
+
+    folder, backend = args.rss_probe.split(",")
+    numba.set_num_threads(args.threads)
+    net = build_network(tuple(int(g) for g in args.grid.split("x")), 784, seed=0)
+    w = torch.from_numpy(np.load(f"{folder}/weights.npy"))
+    x = torch.from_numpy(np.load(f"{folder}/inputs.npy"))
+    _phase2(net, w, x[:2, :5], backend)  # compile / load the numba cache
+    wall, res = _phase2(net, w, x, backend)
+    print(json.dumps({"backend": backend, "wall_s": wall, "samples_per_s": x.shape[0] / wall,
+                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "liquid_spikes_per_ms": res.counts.sum().item() / x.shape[0] / x.shape[1]}))
+
+
+def suite(args) -> None:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    import numba
+    import numpy as np
+
+    from astrosnn.data.encoders import bernoulli_spikes, rate_probabilities
+    from astrosnn.data.images import load_images
+    from astrosnn.nalsm.engine import PlasticityConfig, run_phase1
+    from astrosnn.nalsm.topology import build_network
+    from astrosnn.runinfo import versions
+
+    torch.set_num_threads(1)
+    backends = args.suite_backends.split(",")
+    images = load_images("mnist", "train", data_dir=args.data_dir, limit=max(64, args.phase1_samples))
+    probs, _ = rate_probabilities(images.images)
+    cfg = PlasticityConfig(rule="astro")
+    rows: list[dict] = []
+    load0 = os.getloadavg()
+
+    def row(**kw) -> None:
+        rows.append(kw)
+        print(json.dumps(kw), flush=True)
+
+    for grid, batch, threads_list, n_p1 in (("10x10x10", 32, (1, 2), args.phase1_samples),
+                                            ("20x20x20", 64, (2,), args.phase1_large)):
+        net = build_network(tuple(int(g) for g in grid.split("x")), 784, seed=0)
+        gen = torch.Generator().manual_seed(0)
+        p1 = bernoulli_spikes(probs[:n_p1], 20, gen)
+        x = bernoulli_spikes(probs[:batch], args.steps, gen)
+        numba.set_num_threads(1)
+        w1 = {}
+        for b in backends:  # warm-up (numba compile / cache load), then phase 1 on one thread
+            run_phase1(net, p1[:2], cfg, progress=False, backend=b)
+            _phase2(net, net.weight, x[:2, :5], b)
+        for b in backends:
+            t0 = time.perf_counter()
+            w1[b] = run_phase1(net, p1, cfg, progress=False, backend=b)
+            ms = (time.perf_counter() - t0) / n_p1 * 1e3
+            row(grid=grid, phase=1, backend=b, threads=1, samples=n_p1, ms_per_sample=round(ms, 2),
+                full_phase1_min=round(ms * 50_000 / 6e4, 1), load=os.getloadavg()[0],
+                weights_equal_fast=bool(torch.equal(w1[b], w1.get("fast", w1[b]))))
+        w = w1["fast" if "fast" in w1 else backends[0]]
+        for threads in threads_list:
+            numba.set_num_threads(threads)
+            best: dict[str, float] = {}
+            counts = {}
+            for _ in range(args.reps):
+                for b in backends:
+                    wall, res = _phase2(net, w, x, b)
+                    best[b] = min(best.get(b, wall), wall)
+                    counts[b] = res.counts
+            ref = counts.get("fast")
+            for b in backends:
+                row(grid=grid, phase=2, backend=b, threads=threads, batch=batch, steps=args.steps,
+                    samples_per_s=round(batch / best[b], 1), wall_s=round(best[b], 2),
+                    vs_fast=round(best.get("fast", best[b]) / best[b], 2), load=os.getloadavg()[0],
+                    liquid_spikes_per_ms=round(counts[b].sum().item() / batch / args.steps, 1),
+                    counts_equal_fast=None if ref is None else round((counts[b] == ref).float().mean().item(), 5))
+        if grid == "20x20x20":
+            with tempfile.TemporaryDirectory() as tmp:
+                np.save(f"{tmp}/weights.npy", w.numpy())
+                np.save(f"{tmp}/inputs.npy", x.numpy())
+                for b in backends:
+                    out = subprocess.run([sys.executable, __file__, "--grid", grid, "--threads", "2",
+                                          "--rss-probe", f"{tmp},{b}"], capture_output=True, text=True, check=True)
+                    probe = json.loads(out.stdout.strip().splitlines()[-1])
+                    row(grid=grid, phase="2 (child, peak RSS)", backend=b, threads=2, batch=batch,
+                        samples_per_s=round(probe["samples_per_s"], 1), max_rss_mb=round(probe["max_rss_mb"]),
+                        load=os.getloadavg()[0])
+    info = {"versions": versions(), "load_start": load0, "load_end": os.getloadavg(), "args": vars(args)}
+    print("\n| liquid | phase | backend | threads | batch | samples/s | x fast | ms/sample (50k: min) | peak RSS MB |"
+          " counts = fast | load |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        p1 = f"{r['ms_per_sample']} ({r['full_phase1_min']})" if r["phase"] == 1 else ""
+        print(f"| {r['grid']} | {r['phase']} | {r['backend']} | {r['threads']} | {r.get('batch', 1)} | "
+              f"{r.get('samples_per_s', '')} | {r.get('vs_fast', '')} | {p1} | {r.get('max_rss_mb', '')} | "
+              f"{r.get('counts_equal_fast', r.get('weights_equal_fast', ''))} | {r['load']:.1f} |")
     print("\n" + json.dumps(info))
     if args.json:
         from astrosnn.runinfo import atomic_write_json

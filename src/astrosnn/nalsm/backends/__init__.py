@@ -3,6 +3,9 @@
 - ``reference`` (`backends.reference`): plain torch, batched, written straight from the spec; the readable one.
 - ``fast`` (`backends.fast`): numba, event-driven plasticity; bit-identical spikes, weights and traces
   (tests/nalsm/test_engine_backends.py holds them equal).
+- ``event`` / ``event64`` (`backends.event`): numba, event-driven synaptic current as well (a running
+  current per neuron); not bit-identical: float32 / float64 current and potential, stated tolerance
+  (tests/nalsm/test_backend_event.py, BENCHMARKS.md).
 
 The built-ins are imported on first use, so the registry itself is light and numba is imported only when
 the fast backend is asked for. To add a backend, implement `Backend` and call
@@ -47,6 +50,8 @@ class Backend(Protocol):
 _REGISTRY: dict[str, Backend | str] = {
     "reference": "astrosnn.nalsm.backends.reference",
     "fast": "astrosnn.nalsm.backends.fast",
+    "event": "astrosnn.nalsm.backends.event",
+    "event64": "astrosnn.nalsm.backends.event64",
 }
 
 
