@@ -159,6 +159,19 @@ class TrainConfig:
             raise AstrosnnError("give width or params, not both")
         if self.threads is not None and not 1 <= self.threads <= max_threads():
             raise AstrosnnError(f"threads must be in [1, {max_threads()}], got {self.threads}")
+        if self.global_batch is not None and (isinstance(self.global_batch, bool) or not isinstance(self.global_batch, int)
+                                              or not 1 <= self.global_batch <= LIMITS["batch_size"] * 64):
+            raise AstrosnnError(f"global_batch must be an integer in [1, {LIMITS['batch_size'] * 64:,}], got {self.global_batch!r}")
+        if self.parallel is not None and self.parallel not in dist_.PARALLEL:
+            raise AstrosnnError(f"unknown parallel mode {self.parallel!r} (choose from {', '.join(dist_.PARALLEL)})")
+        if self.precision is not None and self.precision not in dist_.PRECISIONS:
+            raise AstrosnnError(f"unknown precision {self.precision!r} (choose from {', '.join(dist_.PRECISIONS)})")
+        if not isinstance(self.activation_checkpointing, bool):
+            raise AstrosnnError("activation_checkpointing must be true or false")
+        if self.preset is not None:
+            from astrosnn.lm.presets import get_preset
+
+            get_preset(self.preset)
         if not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0 or not self.grad_clip > 0 or self.warmup_steps < 0:
             raise AstrosnnError("min_lr_ratio must lie in [0, 1], weight_decay and warmup_steps be >= 0, grad_clip > 0")
 
@@ -176,20 +189,33 @@ class TrainConfig:
                 **self.model_options}  # fmt: skip
 
 
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as stored in checkpoints and metrics.json; the many-process options only where set, so a
+    one-process run writes the files it wrote before they existed."""
+    d = dataclasses.asdict(cfg)
+    for name, default in _SCALE_DEFAULTS.items():
+        if d.get(name, default) == default:
+            d.pop(name, None)
+    return d
+
+
 def max_threads() -> int:
     """The most torch threads a run may ask for: four per core (at least 8)."""
     return max(8, 4 * (os.cpu_count() or 1))
 
 
-def fingerprint(cfg: TrainConfig, corpus_info: dict[str, Any]) -> dict[str, Any]:
+def fingerprint(cfg: TrainConfig, corpus_info: dict[str, Any], global_batch: int | None = None) -> dict[str, Any]:
     """What a resumed run must repeat: every training option but the run length, evaluation and threads, and the
-    corpus's identity (name, level, sizes and a checksum of its tokens)."""
+    corpus's identity (name, level, sizes and a checksum of its tokens).
+
+    ``batch_size`` stands for the global batch (`global_batch`, rows per optimiser step over all processes): how
+    it is split into processes and micro-batches may change on resume."""
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE}
     for name, default in _SCALE_DEFAULTS.items():
         if options.get(name, default) == default:
             options.pop(name, None)
-    if cfg.global_batch is not None:  # the global batch defines the run; the micro-batch is how it is computed
-        options.pop("batch_size", None)
+    options.pop("global_batch", None)
+    options["batch_size"] = global_batch or cfg.global_batch or cfg.batch_size
     return json.loads(json.dumps({"train_config": options, "corpus": corpus_info}, default=str))
 
 
@@ -418,7 +444,7 @@ class Trainer:
         self.train_tokens = len(data.train)
         self.byte_lengths = torch.from_numpy(data.byte_lengths)
         corpus_info = data.info
-        self.fingerprint = fingerprint(cfg, {k: v for k, v in corpus_info.items() if k != "source"})
+        self.fingerprint = fingerprint(cfg, {k: v for k, v in corpus_info.items() if k != "source"}, self.global_batch)
         if resume:
             self._resume()
         else:
@@ -432,7 +458,7 @@ class Trainer:
         self.last_eval_time = self.progress["elapsed_train"]
         self.smooth: float | None = None  # smoothed training loss, for the progress bar
         self.extra = {
-            "train_config": dataclasses.asdict(cfg),
+            "train_config": config_dict(cfg),
             "corpus": corpus_info,
             "versions": versions(),
         }
@@ -658,7 +684,7 @@ class Trainer:
             "wall_time_s": wall,
             "finished": finished,
             "seed": cfg.seed,
-            "config": dataclasses.asdict(cfg),
+            "config": config_dict(cfg),
             "model_config": dataclasses.asdict(self.model.config),
             "corpus": self.extra["corpus"],
             "versions": self.extra["versions"],
@@ -713,7 +739,9 @@ def _cat_states(states: list[Any]) -> Any:
 
     leaves = [flatten_state(s) for s in states]
     joined = [None if parts[0] is None else torch.cat(parts, 0) for parts in zip(*leaves)]
-    return unflatten_like(states[0], joined)
+    k = len(states)
+    template = map_state(lambda t: t.new_empty((t.shape[0] * k, *t.shape[1:])), states[0])
+    return unflatten_like(template, joined)
 
 
 def train(
