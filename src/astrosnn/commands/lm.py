@@ -331,7 +331,7 @@ def _export_checkpoint(args: argparse.Namespace) -> int:
     dest = Path(args.to)
     dest.mkdir(parents=True, exist_ok=True)
     export_model(folder, dest)
-    print(f"wrote {dest / 'model.safetensors'} (step {folder.name})")
+    print(f"wrote {dest / 'model.safetensors'} and {dest / 'config.json'} (from {folder})")
     return 0
 
 

@@ -291,7 +291,11 @@ def dcp_load(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -
     msd, osd = get_state_dict(model, optimizer)
     state = {"model": msd, "optim": osd}
     try:
-        dcp.load(state, checkpoint_id=str(folder))
+        import warnings
+
+        with warnings.catch_warnings():  # one process reading a checkpoint of several is what is meant here
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.load(state, checkpoint_id=str(folder))
     except Exception as e:  # noqa: BLE001 - DCP raises CheckpointException and others for a damaged folder
         first = str(e).strip().splitlines()
         raise AstrosnnError(f"{folder}: the distributed checkpoint does not load into this model "
