@@ -38,6 +38,10 @@ def test_char_folder_trains_like_the_text_file(text, tmp_path, capsys):
     final = a["final_validation"]
     assert final["bits_per_byte"] == final["bits_per_char"]  # ASCII: one byte per character
     assert final["perplexity"] > 1 and a["metric"] == "bits_per_char"
+    assert main(["lm", "export-checkpoint", "--run", str(tmp_path / "a"), "--to", str(tmp_path / "exp")]) == 0
+    from astrosnn.lm import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "exp").step == 3
 
 
 def test_bpe_folder_trains_and_generates(text, tmp_path, capsys):

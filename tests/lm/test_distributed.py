@@ -155,9 +155,15 @@ def test_ddp_two_processes_match_one_and_resume_exactly(folder, reference, tmp_p
     assert resumed["train_loss"] == got["train_loss"]  # step for step, exactly
     assert [v["loss"] for v in resumed["validation"]] == [v["loss"] for v in got["validation"]]
     # the final model folder is the one-process format: lm generate reads it
+    from astrosnn.cli import main
     from astrosnn.lm import load_checkpoint
 
     assert load_checkpoint(whole).step == 6
+    # the distributed checkpoint exported as one safetensors folder
+    assert main(["lm", "export-checkpoint", "--run", str(whole), "--to", str(tmp_path / "export")]) == 0
+    exported = load_checkpoint(tmp_path / "export")
+    for k, v in load_checkpoint(whole).model.state_dict().items():
+        assert torch.equal(v, exported.model.state_dict()[k])
 
 
 @pytest.mark.slow
@@ -186,3 +192,16 @@ def test_fsdp_checkpoint_of_two_processes_resumes_in_one(folder, reference, tmp_
     got = train(cfg, resume=True, progress=False, log=lambda *_: None)
     assert got["train_loss"][:3] == first["train_loss"]
     _same_curve(got, reference)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_matches_cpu_and_runs_in_bf16(folder, reference, tmp_path):
+    """On a GPU (benchmarks/gpu_check.sh): fp32 on CUDA follows the CPU curve; bf16 autocast trains."""
+    fp32 = train(TrainConfig(corpus=str(folder), batch_size=4, precision="fp32", out=str(tmp_path / "fp32"), **SMALL),
+                 progress=False, log=lambda *_: None)  # fmt: skip
+    assert _max_rel(fp32["train_loss"], reference["train_loss"]) < 1e-3
+    bf16 = train(TrainConfig(corpus=str(folder), batch_size=2, global_batch=4, precision="bf16",
+                             activation_checkpointing=True, out=str(tmp_path / "bf16"), **SMALL),
+                 progress=False, log=lambda *_: None)  # fmt: skip
+    assert _max_rel(bf16["train_loss"], reference["train_loss"]) < 5e-2
+    assert bf16["distributed"]["precision"] == "bf16"

@@ -241,8 +241,9 @@ def _available_memory() -> int | None:
     return None
 
 
-def check_model_size(kind: str, vocab_size: int, cfg: TrainConfig, **options: Any) -> int:
-    """Refuse, before allocating, a model above MAX_PARAMETERS or whose training would not fit in memory."""
+def check_model_size(kind: str, vocab_size: int, cfg: TrainConfig, shards: int = 1, **options: Any) -> int:
+    """Refuse, before allocating, a model above MAX_PARAMETERS or whose training would not fit in memory
+    (`shards`: processes an FSDP run divides the gradients and optimizer state into)."""
     n = estimate_parameters(kind, vocab_size, **options)
     if n > MAX_PARAMETERS:
         raise AstrosnnError(f"the {kind} model would have {n:,} parameters, above the limit of {MAX_PARAMETERS:,}: "
@@ -250,7 +251,7 @@ def check_model_size(kind: str, vocab_size: int, cfg: TrainConfig, **options: An
     width = int(options.get("width") or DEFAULT_SIZE.width)
     layers = int(options.get("layers") or DEFAULT_SIZE.layers)
     # weights, gradients and two AdamW moments (float32), plus a rough allowance for the activations kept for BPTT
-    need = 16 * n + 4 * cfg.batch_size * cfg.seq_len * (8 * width * layers + 2 * vocab_size)
+    need = 4 * n + 12 * n // shards + 4 * cfg.batch_size * cfg.seq_len * (8 * width * layers + 2 * vocab_size)
     avail = _available_memory()
     if avail is not None and need > avail:
         raise AstrosnnError(f"training this {kind} model ({n:,} parameters, batch {cfg.batch_size} x {cfg.seq_len}) "
@@ -476,7 +477,8 @@ class Trainer:
         options = cfg.model_build_options()
         if cfg.params is not None:
             options["width"] = width_for_parameters(cfg.model, len(self.vocab), cfg.params, **options)
-        check_model_size(cfg.model, len(self.vocab), cfg, **options)
+        shards = self.env.world_size if self.parallel == "fsdp" else 1
+        check_model_size(cfg.model, len(self.vocab), cfg, shards, **options)
         self._build(build_model(cfg.model, len(self.vocab), **options))
         self.state = None
         self.progress = _fresh_progress()
