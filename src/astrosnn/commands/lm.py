@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--data-dir", help="dataset folder (default: $ASTROSNN_DATA or the user cache)")
     t.add_argument("--threads", type=threads(), help="torch threads (default: torch's, one per core; use 1 when other jobs share the CPU: waiting threads stall)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_scale_options(t)
     t.set_defaults(func=_train)
 
     g = lm.add_parser(
@@ -113,20 +115,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("runs", nargs="+", metavar="DIR", help="run folders holding metrics.json")
     pl.add_argument("--out", required=True, help="PNG file to write")
     pl.set_defaults(func=_plot)
+    _add_scale_commands(lm)
 
 
 # options that define a run: a resume must repeat them (given ones are compared with the saved run's)
-_RUN_OPTIONS = ("corpus", "model", "width", "layers", "heads", "seq_len", "batch_size", "lr", "seed", "params")
+_RUN_OPTIONS = ("corpus", "model", "width", "layers", "heads", "seq_len", "batch_size", "lr", "seed", "params",
+                "global_batch", "preset")  # fmt: skip
 # options a resume may change
-_RESUME_OPTIONS = ("steps", "time_budget", "eval_every", "eval_tokens", "threads", "data_dir")
+_RESUME_OPTIONS = ("steps", "time_budget", "eval_every", "eval_tokens", "threads", "data_dir", "parallel", "precision",
+                   "activation_checkpointing")  # fmt: skip
 
 
 def _train(args: argparse.Namespace) -> int:
     options = _parse_sets(args.set)
     if args.dropout is not None:
         options["dropout"] = args.dropout
+    _apply_preset(args)
     given = {name: getattr(args, name) for name in _RUN_OPTIONS if getattr(args, name) is not None}
     later = {name: getattr(args, name) for name in _RESUME_OPTIONS}
+    for name in ("parallel", "precision", "activation_checkpointing"):
+        if not later[name]:
+            del later[name]  # not given: the saved run's (or the default)
     model = args.model or _default(TrainConfig, "model")
     corpus = args.corpus or _default(TrainConfig, "corpus")
     corpus_tag = Path(corpus).stem if corpus not in NAMED_CORPORA else corpus
@@ -141,9 +150,10 @@ def _train(args: argparse.Namespace) -> int:
     else:
         # a bad option fails here, before any data is read
         cfg = TrainConfig(**given, **{k: v for k, v in later.items() if v is not None}, model_options=options, out=out)
-    metrics = train(cfg, resume=args.resume, progress=not args.quiet)
+    metrics = train(cfg, resume=args.resume, progress=not args.quiet, stop_at_step=args.stop_at_step)
     final = metrics["final_validation"]
-    print(f"validation {metrics['metric'].replace('_', ' ')}: {final[metrics['metric']]:.4f}")
+    if final is not None and os.environ.get("RANK", "0") == "0":
+        print(f"validation {metrics['metric'].replace('_', ' ')}: {final[metrics['metric']]:.4f}")
     return 0
 
 
@@ -174,6 +184,8 @@ def _generate(args: argparse.Namespace) -> int:
         pieces = _hf_pieces(args.checkpoint, args.prompt, sampling)
     else:
         ckpt = load_checkpoint(args.checkpoint)
+        if ckpt.level == "bpe":
+            return _generate_bpe(args, ckpt)
         if not ckpt.verified:
             print(f"astrosnn: note: {args.checkpoint} was written before checksums were stored: its files are not "
                   "verified", file=sys.stderr)  # fmt: skip
@@ -253,4 +265,153 @@ def _hf_pieces(directory: str, prompt: str, sampling: dict[str, Any]) -> Any:
 def _plot(args: argparse.Namespace) -> int:
     path = plot_learning_curves(args.runs, args.out)
     print(f"wrote {path}")
+    return 0
+
+
+# ------------------------------------------------------------------ scaling up: prepare, many processes, presets
+
+
+def _add_scale_options(t: argparse.ArgumentParser) -> None:
+    from astrosnn.lm.distributed import PARALLEL, PRECISIONS
+    from astrosnn.lm.presets import preset_names
+
+    t.add_argument("--preset", metavar="|".join(preset_names()),
+                   help="a model size: sets width, layers, heads and (unless given) --seq-len; see 'lm plan'")
+    t.add_argument("--global-batch", type=integer(1, LIMITS["batch_size"] * 64), metavar="ROWS",
+                   help="rows per optimiser step over all processes; --batch-size is then the per-process micro-batch, "
+                   "accumulated to it (default: processes x --batch-size)")
+    t.add_argument("--parallel", metavar="|".join(PARALLEL),
+                   help="with several processes (torchrun): DDP, or FSDP2 (fully_shard per block) (default: ddp)")
+    t.add_argument("--precision", metavar="|".join(PRECISIONS), help="bf16 autocast (CUDA only) or fp32 (default: bf16 "
+                   "on CUDA, fp32 on CPU)")
+    t.add_argument("--activation-checkpointing", action="store_true",
+                   help="recompute each block's activations in the backward pass (less memory, same gradients)")
+    t.add_argument("--stop-at-step", type=integer(0, LIMITS["steps"]), help=argparse.SUPPRESS)  # tests: a kill
+
+
+def _apply_preset(args: argparse.Namespace) -> None:
+    if getattr(args, "preset", None) is None:
+        return
+    from astrosnn.lm.presets import get_preset
+
+    preset = get_preset(args.preset)
+    clash = [f"--{n}" for n in ("width", "layers", "heads", "params") if getattr(args, n) is not None]
+    if clash:
+        raise AstrosnnError(f"--preset {preset.name} sets the model size: drop {', '.join(clash)}")
+    args.width, args.layers, args.heads = preset.width, preset.layers, preset.heads
+    if args.seq_len is None:
+        args.seq_len = preset.context
+
+
+def _add_scale_commands(lm: argparse._SubParsersAction) -> None:
+    from astrosnn.data.tokenizer import MAX_VOCAB
+
+    pr = lm.add_parser(
+        "prepare",
+        help="encode a corpus into token files (char or BPE) for 'lm train --corpus DIR'",
+        description="Tokenize a corpus once into DIR: train/validation token files (uint16 or uint32), the tokenizer "
+        "and manifest.json (sizes and sha256 of every file). Training reads the files through np.memmap.",
+    )
+    pr.add_argument("--corpus", required=True, help=f"{' | '.join(NAMED_CORPORA)} | PATH to a UTF-8 text file or a "
+                    "folder of .txt files")
+    pr.add_argument("--tokenizer", default="char", metavar="char|bpe", help="character ids, or byte-level BPE trained "
+                    "on the train split (default: char)")
+    pr.add_argument("--vocab-size", type=integer(1, MAX_VOCAB), metavar="N",
+                    help="BPE vocabulary (default 4096, at least 256); for char, an upper bound")
+    pr.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    pr.add_argument("--validation-fraction", type=number(0, 1, low_open=True, high_open=True), metavar="F",
+                    help="last fraction of a text file's bytes used for validation (default: 0.1)")
+    pr.add_argument("--tokenizer-file", metavar="PATH", help="reuse a tokenizer.json (bpe) or vocab.json (char)")
+    pr.add_argument("--dtype", metavar="uint16|uint32", help="token file type (default: uint16 when the vocabulary "
+                    "fits, else uint32)")
+    pr.add_argument("--data-dir", help="dataset folder for named corpora (default: $ASTROSNN_DATA or the user cache)")
+    pr.add_argument("--no-verify", action="store_true", help="skip the checksum of a downloaded named corpus")
+    pr.set_defaults(func=_prepare)
+
+    pl = lm.add_parser(
+        "plan",
+        help="size a run: parameters, memory per process (DDP, FSDP), FLOPs per token, tokens/s here",
+        description="Print what a preset needs before renting GPUs: parameters, memory per process under DDP and "
+        "FSDP with K processes, FLOPs per token, and the tokens/s of a short forward+backward on this machine.",
+    )
+    from astrosnn.lm.presets import DEFAULT_PLAN_VOCAB, preset_names
+
+    pl.add_argument("--preset", required=True, metavar="|".join(preset_names()))
+    pl.add_argument("--nproc", type=integer(1, 1 << 20), default=1, metavar="K", help="processes (GPUs) (default: 1)")
+    pl.add_argument("--vocab-size", type=integer(1, 1 << 24), metavar="V",
+                    help=f"vocabulary (default: the preset's: 65 characters, 4,096 or {DEFAULT_PLAN_VOCAB:,} BPE tokens)")
+    pl.add_argument("--seq-len", type=integer(1, LIMITS["seq_len"]), help="tokens per row (default: the preset's context)")
+    pl.add_argument("--batch-size", type=integer(1, LIMITS["batch_size"]), default=8,
+                    help="micro-batch rows per process (default: 8)")
+    pl.add_argument("--no-measure", action="store_true", help="skip the timed forward+backward on this machine")
+    pl.add_argument("--measure-seq-len", type=integer(1, 4096), default=32, help=argparse.SUPPRESS)
+    pl.add_argument("--threads", type=threads(), help="torch threads for the measurement")
+    pl.set_defaults(func=_plan)
+
+    ex = lm.add_parser(
+        "export-checkpoint",
+        help="write the model of a run's last checkpoint (one process or many) as one safetensors folder",
+        description="Read OUT/checkpoint (a distributed checkpoint of any number of processes, or a one-process "
+        "one), check it, and write model.safetensors + config.json into DEST (what 'lm generate' reads).",
+    )
+    ex.add_argument("--run", required=True, metavar="OUT", help="a run folder written by 'astrosnn lm train'")
+    ex.add_argument("--to", required=True, metavar="DEST", help="folder to write")
+    ex.set_defaults(func=_export_checkpoint)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from astrosnn.data.tokens import prepare_corpus
+
+    manifest = prepare_corpus(args.corpus, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                              validation_fraction=args.validation_fraction, data_dir=args.data_dir,
+                              tokenizer_path=args.tokenizer_file, dtype=args.dtype, verify=not args.no_verify)  # fmt: skip
+    splits = ", ".join(f"{k} {v.tokens:,} tokens ({v.bytes_per_token:.2f} bytes/token)" for k, v in manifest.splits.items())
+    print(f"wrote {manifest.folder}: {manifest.tokenizer} tokenizer, vocabulary {manifest.vocab_size:,}, "
+          f"{manifest.dtype}; {splits}")  # fmt: skip
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from astrosnn.lm.presets import format_plan, plan
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = plan(args.preset, nproc=args.nproc, vocab_size=args.vocab_size, seq_len=args.seq_len,
+                  batch_size=args.batch_size, measure=not args.no_measure, measure_seq_len=args.measure_seq_len)  # fmt: skip
+    print(format_plan(result))
+    return 0
+
+
+def _export_checkpoint(args: argparse.Namespace) -> int:
+    from astrosnn.lm.checkpoint import export_model, read_manifest
+
+    folder, _ = read_manifest(args.run)  # every file's checksum checked
+    load_checkpoint(folder)  # the model files: config, shapes, finite values
+    dest = Path(args.to)
+    dest.mkdir(parents=True, exist_ok=True)
+    export_model(folder, dest)
+    print(f"wrote {dest / 'model.safetensors'} and {dest / 'config.json'} (from {folder})")
+    return 0
+
+
+def _generate_bpe(args: argparse.Namespace, ckpt: Any) -> int:
+    """Generation from a BPE model: the prompt encoded and the text decoded by the tokenizer stored beside it."""
+    from astrosnn.data.tokenizer import bpe_encode, load_bpe
+    from astrosnn.lm.generation import stream_ids
+
+    tok = load_bpe(Path(args.checkpoint) / ckpt.config["tokenizer"]["file"])  # its sha256 checked on load
+    prompt_ids = bpe_encode(tok, [args.prompt]).tolist()
+    ids = stream_ids(ckpt.model, prompt_ids, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                     top_k=args.top_k, seed=args.seed)  # fmt: skip
+    new: list[int] = []
+    shown = ""
+    sys.stdout.write(args.prompt)
+    for i in ids:
+        new.append(i)
+        text = tok.decode(new, skip_special_tokens=False)
+        if not text.endswith("\ufffd"):  # a character cut between tokens waits for its other bytes
+            sys.stdout.write(text[len(shown):])
+            sys.stdout.flush()
+            shown = text
+    sys.stdout.write(tok.decode(new, skip_special_tokens=False)[len(shown):] + "\n")
     return 0

@@ -61,6 +61,10 @@ CHECKPOINT_DIR = "checkpoint"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "astrosnn-lm-training-checkpoint"
 STEP_FILES = (WEIGHTS, CONFIG, TRAIN_TENSORS, TRAIN_JSON)
+TOKENIZER_FILE = "tokenizer.json"  # a BPE model's tokenizer, beside its weights (hashed in config.json)
+DCP_DIR = "dcp"  # the sharded model + optimizer state of a multi-process run (torch.distributed.checkpoint)
+LEVELS = ("char", "word", "bpe")
+_EXTRA_RE = re.compile(r"^(tokenizer\.json|dcp/[A-Za-z0-9_.][A-Za-z0-9_.-]*)$")
 _STEP_RE = re.compile(r"^step-\d{8}(-\d+)?$")
 _BAD_CONFIG = (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError, OverflowError,
                ZeroDivisionError, RecursionError)  # fmt: skip
@@ -146,11 +150,20 @@ def save_checkpoint(
     level: str,
     step: int = 0,
     extra: dict[str, Any] | None = None,
+    tokenizer: bytes | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write `model.safetensors` then `config.json` (with both checksums) into `directory` (created if needed)."""
+    """Write `model.safetensors` (and `tokenizer.json` when given: a BPE model's tokenizer) then `config.json`
+    (with the checksums of both, and its own) into `directory` (created if needed). `weights`: the model's full
+    state dict when `model` holds shards (gathered by a multi-process run)."""
     directory = Path(directory)
     # clone: tied weights share storage, which safetensors refuses to write twice
-    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    source = model.state_dict() if weights is None else weights
+    weights = {k: v.detach().clone().cpu() for k, v in source.items()}
+    tok_entry = None
+    if tokenizer is not None:
+        atomic_write_bytes(directory / TOKENIZER_FILE, tokenizer)
+        tok_entry = {"file": TOKENIZER_FILE, "sha256": sha256_file(directory / TOKENIZER_FILE)}
     save_tensors(directory / WEIGHTS, weights, metadata={"format": FORMAT, "kind": model.kind, "step": str(step)})
     config = {
         "format": FORMAT,
@@ -164,6 +177,8 @@ def save_checkpoint(
         **(extra or {}),
         "weights_sha256": sha256_file(directory / WEIGHTS),
     }
+    if tok_entry is not None:
+        config["tokenizer"] = tok_entry
     config = json.loads(json.dumps(config, default=str))  # as it will read back
     config["config_sha256"] = json_sha256(config)
     atomic_write_json(directory / CONFIG, config)
@@ -198,8 +213,13 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise AstrosnnError(f"{where}: key 'vocab' must be a non-empty list of texts")
     if len(set(vocab)) != len(vocab):
         raise AstrosnnError(f"{where}: key 'vocab' lists a token twice")
-    if field(config, "level", str, where) not in ("char", "word"):
-        raise AstrosnnError(f"{where}: key 'level' must be 'char' or 'word', got {config['level']!r}")
+    if field(config, "level", str, where) not in LEVELS:
+        raise AstrosnnError(f"{where}: key 'level' must be 'char', 'word' or 'bpe', got {config['level']!r}")
+    if config["level"] == "bpe" or "tokenizer" in config:
+        tok = field(config, "tokenizer", dict, where)
+        if field(tok, "file", str, f"{where} (tokenizer)") != TOKENIZER_FILE:
+            raise AstrosnnError(f"{where}: tokenizer.file must be {TOKENIZER_FILE!r}")
+        field(tok, "sha256", str, f"{where} (tokenizer)")
     _count(config, "step", where)
     field(config, "model_config", dict, where)
     return config
@@ -250,6 +270,12 @@ def load_checkpoint(directory: str | Path, kind: str | None = None) -> LoadedChe
         raise AstrosnnError(f"{wpath}: weights of a {meta.get('kind')} model, config says {config['kind']}")
     if meta.get("step") != str(config.get("step")):
         raise AstrosnnError(f"{directory}: weights (step {meta.get('step')}) and config (step {config.get('step')}) disagree")
+    if "tokenizer" in config:
+        tpath = directory / TOKENIZER_FILE
+        if not tpath.is_file():
+            raise AstrosnnError(f"{tpath}: file not found (the model's tokenizer)")
+        if sha256_file(tpath) != config["tokenizer"]["sha256"]:
+            raise AstrosnnError(f"{tpath}: content differs from the checksum in {CONFIG} (tokenizer.sha256)")
     weights = load_tensors(wpath)
     check_finite(weights, wpath)
     state = torch.get_rng_state()
@@ -467,9 +493,14 @@ def read_manifest(out: str | Path) -> tuple[Path, dict[str, Any]]:
     folder = root / name
     if not folder.is_dir():
         raise AstrosnnError(f"{where}: step folder {name} is missing")
-    if set(files) != set(STEP_FILES):
-        raise AstrosnnError(f"{where}: key 'files' must list exactly {', '.join(STEP_FILES)}")
-    for fname in STEP_FILES:
+    extras = sorted(set(files) - set(STEP_FILES))
+    if not set(STEP_FILES) <= set(files) or not all(_EXTRA_RE.match(f) and ".." not in f for f in extras):
+        raise AstrosnnError(f"{where}: key 'files' must list {', '.join(STEP_FILES)} (and only {TOKENIZER_FILE} or "
+                            f"{DCP_DIR}/ files besides)")  # fmt: skip
+    layout = field(manifest, "layout", str, where, optional=True, default="single")
+    if layout not in ("single", "dcp") or (layout == "dcp") != any(f.startswith(DCP_DIR + "/") for f in extras):
+        raise AstrosnnError(f"{where}: key 'layout' must be 'single' or 'dcp' (with {DCP_DIR}/ files)")
+    for fname in (*STEP_FILES, *extras):
         entry = files[fname]
         fw = f"{where} (files.{fname})"
         if not isinstance(entry, dict):
@@ -494,16 +525,36 @@ def save_training_checkpoint(
     level: str,
     extra: dict[str, Any] | None = None,
     fingerprint: dict[str, Any] | None = None,
+    tokenizer: bytes | None = None,
 ) -> Path:
     """Write a complete step folder, switch `manifest.json` to it (one rename), prune the older ones."""
+    step = int(progress["step"])
+    tmp = begin_step_folder(out, step)
+    try:
+        save_checkpoint(tmp, model, vocab=vocab, level=level, step=step, extra=extra, tokenizer=tokenizer)
+        save_training_state(tmp, optimizer, carried_state, progress, fingerprint)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return commit_step_folder(out, tmp, step)
+
+
+def begin_step_folder(out: str | Path, step: int) -> Path:
+    """A fresh hidden folder under OUT/checkpoint/ to write step `step` into (see :func:`commit_step_folder`)."""
     root = Path(out) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
-    step = int(progress["step"])
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-step-{step:08d}-"))
+    os.chmod(tmp, _dir_mode())
+    return tmp
+
+
+def commit_step_folder(out: str | Path, tmp: Path, step: int, layout: str = "single") -> Path:
+    """Flush the complete folder `tmp`, rename it to its step name, switch the manifest to it (every file's
+    sha256 and size; `layout` "dcp" when it holds a torch.distributed.checkpoint), prune the older ones."""
+    root = Path(out) / CHECKPOINT_DIR
     try:
-        os.chmod(tmp, _dir_mode())
-        save_checkpoint(tmp, model, vocab=vocab, level=level, step=step, extra=extra)
-        save_training_state(tmp, optimizer, carried_state, progress, fingerprint)
+        for sub in [p for p in tmp.rglob("*") if p.is_dir()]:
+            fsync_dir(sub)
         fsync_dir(tmp)
         current = _current_name(root)
         name, k = f"step-{step:08d}", 1
@@ -517,9 +568,12 @@ def save_training_checkpoint(
         raise
     fsync_dir(root)
     folder = root / name
-    files = {f: {"sha256": sha256_file(folder / f), "bytes": (folder / f).stat().st_size} for f in STEP_FILES}
-    atomic_write_json(root / MANIFEST, {"format": MANIFEST_FORMAT, "format_version": 1, "step": step,
-                                        "folder": name, "files": files})  # fmt: skip
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    files = {f: {"sha256": sha256_file(folder / f), "bytes": (folder / f).stat().st_size} for f in names}
+    manifest = {"format": MANIFEST_FORMAT, "format_version": 1, "step": step, "folder": name, "files": files}
+    if layout != "single":
+        manifest["layout"] = layout
+    atomic_write_json(root / MANIFEST, manifest)
     fsync_dir(root)
     for entry in root.iterdir():
         if entry.name != name and (_STEP_RE.match(entry.name) or entry.name.startswith(".tmp-step-")):
@@ -539,4 +593,8 @@ def export_model(folder: str | Path, out: str | Path) -> None:
     """Copy a step folder's model (weights, then config with their checksum) to the model folder `out`."""
     folder, out = Path(folder), Path(out)
     atomic_write_bytes(out / WEIGHTS, (folder / WEIGHTS).read_bytes())
+    if (folder / TOKENIZER_FILE).is_file():
+        atomic_write_bytes(out / TOKENIZER_FILE, (folder / TOKENIZER_FILE).read_bytes())
+    else:
+        (out / TOKENIZER_FILE).unlink(missing_ok=True)
     atomic_write_bytes(out / CONFIG, (folder / CONFIG).read_bytes())

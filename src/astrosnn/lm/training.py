@@ -20,35 +20,45 @@ import math
 import os
 import shutil
 import time
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from astrosnn.data.text import load_corpus
+from astrosnn.data.token_sampler import TokenStream
 from astrosnn.errors import AstrosnnError
+from astrosnn.lm import distributed as dist_
 from astrosnn.lm.base import DEFAULT_SIZE
 from astrosnn.lm.batching import StreamBatcher
 from astrosnn.lm.checkpoint import (
     CHECKPOINT_DIR,
     CONFIG,
+    DCP_DIR,
     MANIFEST,
+    TOKENIZER_FILE,
     TRAIN_JSON,
     WEIGHTS,
+    begin_step_folder,
+    commit_step_folder,
     export_model,
     load_checkpoint,
     load_training_state,
     read_config,
     read_manifest,
     read_training_json,
+    save_checkpoint,
     save_training_checkpoint,
+    save_training_state,
 )
 from astrosnn.lm.registry import build_model, count_parameters, model_kinds, width_for_parameters
-from astrosnn.lm.state import detach_state
+from astrosnn.lm.state import detach_state, map_state
 from astrosnn.rundir import run_dir
 from astrosnn.runinfo import atomic_write_json, refuse_changed_options, seed_everything, versions
 
@@ -58,7 +68,11 @@ MAX_PARAMETERS = 2_000_000_000  # refused above this, before anything is allocat
 LIMITS = {"width": 1 << 16, "layers": 1024, "heads": 4096, "seq_len": 1 << 20, "batch_size": 1 << 16,
           "steps": 10**9, "eval_every": 10**9, "eval_tokens": 1 << 40, "params": MAX_PARAMETERS,
           "time_budget": 10**7, "seed": 2**63 - 1}  # fmt: skip
-RESUMABLE = ("steps", "time_budget", "eval_every", "eval_tokens", "threads", "data_dir", "out")
+RESUMABLE = ("steps", "time_budget", "eval_every", "eval_tokens", "threads", "data_dir", "out", "parallel", "precision",
+             "activation_checkpointing")  # fmt: skip
+# options added for many processes: left out of the fingerprint at their defaults (older runs still resume)
+_SCALE_DEFAULTS = {"global_batch": None, "parallel": None, "precision": None, "activation_checkpointing": False,
+                   "preset": None}  # fmt: skip
 
 
 @dataclass
@@ -91,6 +105,13 @@ class TrainConfig:
     params: int | None = None  # target parameter count; picks the width
     threads: int | None = None  # None: torch's default (one per core); 1 on a CPU that other jobs share
     model_options: dict[str, Any] = field(default_factory=dict)
+    # many processes (torchrun): the global batch in rows (None: processes x batch_size; batch_size is then the
+    # per-process micro-batch, accumulated to it), DDP or FSDP2, autocast, activation checkpointing per block
+    global_batch: int | None = None
+    parallel: str | None = None  # "ddp" | "fsdp"; None: ddp when there are several processes
+    precision: str | None = None  # "fp32" | "bf16" (CUDA only); None: bf16 on CUDA, fp32 on CPU
+    activation_checkpointing: bool = False
+    preset: str | None = None  # the size preset the width, layers, heads and seq_len came from (astrosnn.lm.presets)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -138,6 +159,19 @@ class TrainConfig:
             raise AstrosnnError("give width or params, not both")
         if self.threads is not None and not 1 <= self.threads <= max_threads():
             raise AstrosnnError(f"threads must be in [1, {max_threads()}], got {self.threads}")
+        if self.global_batch is not None and (isinstance(self.global_batch, bool) or not isinstance(self.global_batch, int)
+                                              or not 1 <= self.global_batch <= LIMITS["batch_size"] * 64):
+            raise AstrosnnError(f"global_batch must be an integer in [1, {LIMITS['batch_size'] * 64:,}], got {self.global_batch!r}")
+        if self.parallel is not None and self.parallel not in dist_.PARALLEL:
+            raise AstrosnnError(f"unknown parallel mode {self.parallel!r} (choose from {', '.join(dist_.PARALLEL)})")
+        if self.precision is not None and self.precision not in dist_.PRECISIONS:
+            raise AstrosnnError(f"unknown precision {self.precision!r} (choose from {', '.join(dist_.PRECISIONS)})")
+        if not isinstance(self.activation_checkpointing, bool):
+            raise AstrosnnError("activation_checkpointing must be true or false")
+        if self.preset is not None:
+            from astrosnn.lm.presets import get_preset
+
+            get_preset(self.preset)
         if not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0 or not self.grad_clip > 0 or self.warmup_steps < 0:
             raise AstrosnnError("min_lr_ratio must lie in [0, 1], weight_decay and warmup_steps be >= 0, grad_clip > 0")
 
@@ -155,15 +189,33 @@ class TrainConfig:
                 **self.model_options}  # fmt: skip
 
 
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as stored in checkpoints and metrics.json; the many-process options only where set, so a
+    one-process run writes the files it wrote before they existed."""
+    d = dataclasses.asdict(cfg)
+    for name, default in _SCALE_DEFAULTS.items():
+        if d.get(name, default) == default:
+            d.pop(name, None)
+    return d
+
+
 def max_threads() -> int:
     """The most torch threads a run may ask for: four per core (at least 8)."""
     return max(8, 4 * (os.cpu_count() or 1))
 
 
-def fingerprint(cfg: TrainConfig, corpus_info: dict[str, Any]) -> dict[str, Any]:
+def fingerprint(cfg: TrainConfig, corpus_info: dict[str, Any], global_batch: int | None = None) -> dict[str, Any]:
     """What a resumed run must repeat: every training option but the run length, evaluation and threads, and the
-    corpus's identity (name, level, sizes and a checksum of its tokens)."""
+    corpus's identity (name, level, sizes and a checksum of its tokens).
+
+    ``batch_size`` stands for the global batch (`global_batch`, rows per optimiser step over all processes): how
+    it is split into processes and micro-batches may change on resume."""
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE}
+    for name, default in _SCALE_DEFAULTS.items():
+        if options.get(name, default) == default:
+            options.pop(name, None)
+    options.pop("global_batch", None)
+    options["batch_size"] = global_batch or cfg.global_batch or cfg.batch_size
     return json.loads(json.dumps({"train_config": options, "corpus": corpus_info}, default=str))
 
 
@@ -189,8 +241,9 @@ def _available_memory() -> int | None:
     return None
 
 
-def check_model_size(kind: str, vocab_size: int, cfg: TrainConfig, **options: Any) -> int:
-    """Refuse, before allocating, a model above MAX_PARAMETERS or whose training would not fit in memory."""
+def check_model_size(kind: str, vocab_size: int, cfg: TrainConfig, shards: int = 1, **options: Any) -> int:
+    """Refuse, before allocating, a model above MAX_PARAMETERS or whose training would not fit in memory
+    (`shards`: processes an FSDP run divides the gradients and optimizer state into)."""
     n = estimate_parameters(kind, vocab_size, **options)
     if n > MAX_PARAMETERS:
         raise AstrosnnError(f"the {kind} model would have {n:,} parameters, above the limit of {MAX_PARAMETERS:,}: "
@@ -198,7 +251,7 @@ def check_model_size(kind: str, vocab_size: int, cfg: TrainConfig, **options: An
     width = int(options.get("width") or DEFAULT_SIZE.width)
     layers = int(options.get("layers") or DEFAULT_SIZE.layers)
     # weights, gradients and two AdamW moments (float32), plus a rough allowance for the activations kept for BPTT
-    need = 16 * n + 4 * cfg.batch_size * cfg.seq_len * (8 * width * layers + 2 * vocab_size)
+    need = 4 * n + 12 * n // shards + 4 * cfg.batch_size * cfg.seq_len * (8 * width * layers + 2 * vocab_size)
     avail = _available_memory()
     if avail is not None and need > avail:
         raise AstrosnnError(f"training this {kind} model ({n:,} parameters, batch {cfg.batch_size} x {cfg.seq_len}) "
@@ -249,10 +302,43 @@ def evaluate(model: nn.Module, ids, batch_size: int, seq_len: int) -> float:
 
 
 def score(loss: float, level: str) -> tuple[str, float]:
-    """(name, value) of the validation figure: bits per character, or perplexity for word corpora."""
+    """(name, value) of the validation figure: bits per character, bits per byte (BPE), or perplexity (words)."""
     if level == "char":
         return "bits_per_char", loss / math.log(2)
+    if level == "bpe":
+        return "bits_per_byte", loss / math.log(2)  # per token here; Trainer.validate divides by bytes per token
     return "perplexity", math.exp(min(loss, 700.0))
+
+
+@torch.no_grad()
+def evaluate_stream(model: nn.Module, ids, batch_size: int, seq_len: int, byte_lengths: torch.Tensor | None = None,
+                    env: dist_.DistEnv | None = None, device: torch.device | None = None) -> tuple[float, int, int]:  # fmt: skip
+    """(summed nats, predicted tokens, their UTF-8 bytes) over all of `ids` (the batches of :func:`evaluate`).
+
+    With several processes each rank takes rows r, r + W, ... and the sums are added up over the ranks."""
+    env = env or dist_.DistEnv()
+    was_training = model.training
+    model.eval()
+    n = len(ids)
+    batch_size = max(1, min(batch_size, n // (seq_len + 1)))
+    world = env.world_size if env.active and batch_size % env.world_size == 0 else 1
+    stream = TokenStream(ids, batch_size, seq_len, drop_last=False, rank=env.rank if world > 1 else 0,
+                         world_size=world)  # fmt: skip
+    total, count, nbytes, state = 0.0, 0, 0, None
+    carries = dist_.unwrap(model).carries_state
+    for x, y in stream:
+        if device is not None and device.type != "cpu":
+            x, y = x.to(device), y.to(device)
+        logits, state = model(x, state if carries else None)
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="sum"))
+        count += y.numel()
+        if byte_lengths is not None:
+            nbytes += int(byte_lengths[y.cpu()].sum())
+    model.train(was_training)
+    if world > 1:
+        total, c, b = dist_.all_sum([total, float(count), float(nbytes)], env)
+        count, nbytes = round(c), round(b)
+    return total, count, nbytes
 
 
 def _corpus_info(corpus, train_ids, valid_ids) -> dict[str, Any]:  # noqa: ANN001
@@ -270,36 +356,102 @@ def _corpus_info(corpus, train_ids, valid_ids) -> dict[str, Any]:  # noqa: ANN00
     }
 
 
+def is_token_folder(corpus: str) -> bool:
+    """Whether --corpus names a prepared token folder (`astrosnn lm prepare`), not a named corpus or a text file."""
+    return Path(corpus).expanduser().is_dir()
+
+
+@dataclass
+class CorpusData:
+    """What training reads of a corpus: token arrays (in memory, or np.memmap for a token folder), the vocabulary,
+    the bytes each token stands for, the identity for the fingerprint, and a BPE tokenizer file to keep."""
+
+    name: str
+    level: str  # "char" | "word" | "bpe"
+    train: Any
+    valid: Any
+    vocab: tuple[str, ...]
+    byte_lengths: np.ndarray
+    info: dict[str, Any]
+    tokenizer: bytes | None = None
+
+
+def corpus_data(cfg: TrainConfig, corpus=None) -> CorpusData:  # noqa: ANN001
+    """Load `cfg.corpus`: a prepared token folder (read through np.memmap), or a named corpus / text file."""
+    if corpus is None and is_token_folder(cfg.corpus):
+        from astrosnn.data.tokens import open_token_corpus
+
+        tc = open_token_corpus(cfg.corpus)
+        if "validation" not in tc.splits:
+            raise AstrosnnError(f"{tc.folder}: the token folder has no validation split")
+        m = tc.manifest
+        if tc.kind == "char":
+            vocab, level, tok_bytes = tuple(tc.vocab), "char", None
+        else:
+            pieces = sorted(tc.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+            vocab, level = tuple(p for p, _ in pieces), "bpe"
+            tok_bytes = (tc.folder / m.tokenizer_file).read_bytes()
+            if len(vocab) != tc.vocab_size or [i for _, i in pieces] != list(range(tc.vocab_size)):
+                raise AstrosnnError(f"{tc.folder / m.tokenizer_file}: token ids are not 0..{tc.vocab_size - 1}")
+        h = hashlib.sha256(m.tokenizer_sha256.encode())
+        for split in ("train", "validation"):
+            h.update(m.splits[split].sha256.encode())
+        train, valid = tc.split("train"), tc.split("validation")
+        info = {"name": tc.folder.name, "level": level, "source": str(tc.folder), "tokenizer": tc.kind,
+                "vocab_size": tc.vocab_size, "train_tokens": len(train), "valid_tokens": len(valid),
+                "sha256": h.hexdigest()}  # fmt: skip
+        return CorpusData(tc.folder.name, level, train, valid, vocab, np.asarray(tc.byte_lengths, np.int64), info,
+                          tok_bytes)  # fmt: skip
+    if corpus is None:
+        corpus = load_corpus(cfg.corpus, data_dir=cfg.data_dir)
+    train_ids = torch.from_numpy(corpus.encode(corpus.train))
+    valid_ids = torch.from_numpy(corpus.encode(corpus.valid))
+    # words are written with one separator (space or newline) each: an estimate of their bytes
+    sep = 1 if corpus.level == "word" else 0
+    lengths = np.array([len(t.encode("utf-8")) + sep for t in corpus.vocab], dtype=np.int64)
+    return CorpusData(corpus.name, corpus.level, train_ids.numpy(), valid_ids.numpy(), tuple(corpus.vocab), lengths,
+                      _corpus_info(corpus, train_ids, valid_ids))  # fmt: skip
+
+
 def _fresh_progress() -> dict[str, Any]:
     return {"step": 0, "elapsed_train": 0.0, "wall_before": 0.0, "tokens": 0, "train_loss": [], "validation": []}
 
 
 class Trainer:
     """One training run. State: ``model``, ``optimizer``, the carried recurrent ``state`` and ``progress`` (a
-    JSON-friendly dict stored with every checkpoint: step, tokens, training time, losses, validations)."""
+    JSON-friendly dict stored with every checkpoint: step, tokens, training time, losses, validations).
 
-    def __init__(self, cfg: TrainConfig, out: Path, resume: bool, corpus=None) -> None:  # noqa: ANN001
+    With several processes (``env``, from torchrun) ``net`` is the model under DDP or FSDP2, ``model`` the model
+    itself; each rank trains rows rank, rank + W, ... of the global batch, ``accum`` micro-batches per step."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, resume: bool, corpus=None,  # noqa: ANN001
+                 env: dist_.DistEnv | None = None) -> None:  # fmt: skip
         self.wall_start = time.perf_counter()
+        self.env = env = env or dist_.DistEnv()
         seed_everything(cfg.seed)  # before anything draws random numbers: the model's initialisation
         self.cfg, self.out = cfg, out
-        if corpus is None:
-            corpus = load_corpus(cfg.corpus, data_dir=cfg.data_dir)
-        self.corpus = corpus
-        train_ids = torch.from_numpy(corpus.encode(corpus.train))
-        self.valid_ids = torch.from_numpy(corpus.encode(corpus.valid))
+        self.device = env.device if env.active or torch.cuda.is_available() else torch.device("cpu")
+        self.precision = dist_.check_precision(cfg.precision, self.device)
+        self.parallel = (cfg.parallel or "ddp") if env.active else None
+        self.global_batch, self.accum = dist_.batch_plan(cfg.global_batch, cfg.batch_size, env.world_size)
+        data = corpus_data(cfg, corpus)
+        self.corpus, self.data = corpus, data
+        self.valid_ids = data.valid
         if len(self.valid_ids) < 2:
-            raise AstrosnnError(f"corpus {corpus.name!r} has no validation text")
-        self.batcher = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len)
-        self.vocab = tuple(corpus.vocab)
-        self.train_tokens = len(train_ids)
-        corpus_info = _corpus_info(corpus, train_ids, self.valid_ids)
-        self.fingerprint = fingerprint(cfg, {k: v for k, v in corpus_info.items() if k != "source"})
+            raise AstrosnnError(f"corpus {data.name!r} has no validation text")
+        self.batcher = TokenStream(data.train, self.global_batch, cfg.seq_len, rank=env.rank,
+                                   world_size=env.world_size)  # fmt: skip
+        self.vocab = data.vocab
+        self.train_tokens = len(data.train)
+        self.byte_lengths = torch.from_numpy(data.byte_lengths)
+        corpus_info = data.info
+        self.fingerprint = fingerprint(cfg, {k: v for k, v in corpus_info.items() if k != "source"}, self.global_batch)
         if resume:
             self._resume()
         else:
             self._start()
         self.params = count_parameters(self.model)
-        self.level = corpus.level
+        self.level = data.level
         self.carries = self.model.carries_state
         self.metric_name = score(0.0, self.level)[0]
         self.eval_every = cfg.eval_every or (max(1, cfg.steps // 10) if cfg.steps else None)
@@ -307,28 +459,40 @@ class Trainer:
         self.last_eval_time = self.progress["elapsed_train"]
         self.smooth: float | None = None  # smoothed training loss, for the progress bar
         self.extra = {
-            "train_config": dataclasses.asdict(cfg),
+            "train_config": config_dict(cfg),
             "corpus": corpus_info,
             "versions": versions(),
         }
+
+    def _build(self, model: nn.Module) -> None:
+        """Put `model` on the device, under activation checkpointing and DDP / FSDP2; make the optimizer."""
+        self.model = model.to(self.device)
+        if self.cfg.activation_checkpointing:
+            dist_.activation_checkpointing(self.model)
+        self.net = dist_.wrap(self.model, self.parallel, self.env) if self.parallel else self.model
+        self.optimizer = make_optimizer(self.net, self.cfg)
 
     def _start(self) -> None:
         cfg = self.cfg
         options = cfg.model_build_options()
         if cfg.params is not None:
             options["width"] = width_for_parameters(cfg.model, len(self.vocab), cfg.params, **options)
-        check_model_size(cfg.model, len(self.vocab), cfg, **options)
-        self.model = build_model(cfg.model, len(self.vocab), **options)
-        self.optimizer = make_optimizer(self.model, cfg)
+        shards = self.env.world_size if self.parallel == "fsdp" else 1
+        check_model_size(cfg.model, len(self.vocab), cfg, shards, **options)
+        self._build(build_model(cfg.model, len(self.vocab), **options))
         self.state = None
         self.progress = _fresh_progress()
 
     def _resume(self) -> None:
-        folder, _ = read_manifest(self.out)
+        folder, manifest = read_manifest(self.out)
         saved = read_config(folder)
         info = read_training_json(folder)
         if info.get("fingerprint") is None:
             raise AstrosnnError(f"{folder / TRAIN_JSON}: the run's fingerprint is missing")
+        old_preset = info["fingerprint"].get("train_config", {}).get("preset")
+        if old_preset != self.cfg.preset:
+            raise AstrosnnError(f"cannot resume: the checkpoint in {self.out} is of preset {old_preset or '(none)'}, "
+                                f"not {self.cfg.preset or '(none)'}")  # fmt: skip
         vocab_note = "the corpus vocabulary differs from the checkpoint's"
         try:
             refuse_changed_options(self.out, info["fingerprint"], self.fingerprint)
@@ -337,10 +501,22 @@ class Trainer:
         if tuple(saved["vocab"]) != self.vocab:
             raise AstrosnnError(f"{folder / CONFIG}: {vocab_note}")
         _check_run_length(self.out, self.cfg, info["progress"])
-        self.model = load_checkpoint(folder, kind=self.cfg.model).model
-        self.model.train()
-        self.optimizer = make_optimizer(self.model, self.cfg)
-        self.state, self.progress = load_training_state(folder, self.model, self.optimizer, self.cfg.batch_size)
+        model = load_checkpoint(folder, kind=self.cfg.model).model
+        model.train()
+        dcp = manifest.get("layout") == "dcp"
+        if dcp or self.parallel != "fsdp":
+            self._build(model)
+            carried, self.progress = load_training_state(folder, self.model, self.optimizer, self.global_batch)
+            if dcp:  # the model and optimizer state of a multi-process run, on any number of processes
+                dist_.dcp_load(folder / DCP_DIR, self.net, self.optimizer)
+        else:  # a one-process checkpoint under FSDP2: the full optimizer state, sharded
+            plain = make_optimizer(model, self.cfg)
+            carried, self.progress = load_training_state(folder, model, plain, self.global_batch)
+            full = dist_.full_optimizer_state(model, plain)
+            self._build(model)
+            dist_.set_full_optimizer_state(self.net, self.optimizer, full)
+        move = (lambda t: dist_.local_rows(t, self.env).to(self.device))  # noqa: E731
+        self.state = map_state(move, carried) if carried is not None else None
         self.progress["wall_before"] = max(self.progress.get("wall_time_s", self.progress["wall_before"]),
                                            self.progress["elapsed_train"])  # fmt: skip
 
@@ -352,26 +528,44 @@ class Trainer:
         return self.progress["elapsed_train"] >= self.cfg.time_budget
 
     def train_step(self) -> tuple[float, float]:
-        """One optimiser step on the next batch; returns (loss, learning rate)."""
-        cfg, prog, model = self.cfg, self.progress, self.model
+        """One optimiser step on the next global batch (accumulated over micro-batches and processes); returns
+        (loss, learning rate)."""
+        cfg, prog, net = self.cfg, self.progress, self.net
         index = prog["step"] % len(self.batcher)
         state = None if index == 0 or not self.carries else self.state
         x, y = self.batcher.batch(index)
+        if self.device.type != "cpu":
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         lr = learning_rate(cfg, prog["step"], prog["elapsed_train"])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        logits, new_state = model(x, state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        micro, total, states = cfg.batch_size, 0.0, []
+        for j in range(self.accum):
+            rows = slice(j * micro, (j + 1) * micro)
+            xs, ys = (x, y) if self.accum == 1 else (x[rows], y[rows])
+            st = state if state is None or self.accum == 1 else map_state(lambda t, r=rows: t[r], state)
+            sync = self.parallel != "ddp" or j == self.accum - 1
+            with nullcontext() if sync else net.no_sync(), dist_.autocast(self.precision, self.device):
+                logits, new_state = net(xs, st)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ys.reshape(-1))
+            if self.accum > 1:
+                loss = loss / self.accum
+            loss.backward()
+            total += float(loss.detach())
+            states.append(new_state)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         self.optimizer.step()
-        self.state = detach_state(new_state) if self.carries else None
-        value = float(loss.detach())
+        if self.carries:
+            merged = states[0] if self.accum == 1 else _cat_states(states)
+            self.state = detach_state(merged)
+        else:
+            self.state = None
+        value = total if not self.env.active else dist_.all_sum([total], self.env)[0] / self.env.world_size
         if not math.isfinite(value):
             raise AstrosnnError(f"training diverged: loss is {value} at step {prog['step']} (try a lower lr)")
         prog["step"] += 1
-        prog["tokens"] += cfg.batch_size * cfg.seq_len
+        prog["tokens"] += self.global_batch * cfg.seq_len
         prog["train_loss"].append(value)
         return value, lr
 
@@ -384,6 +578,7 @@ class Trainer:
 
     def _progress_bar(self, progress: bool) -> tqdm:
         cfg, prog = self.cfg, self.progress
+        progress = progress and self.env.main
         if cfg.steps is not None:
             return tqdm(total=cfg.steps, initial=prog["step"], unit="step", disable=not progress, mininterval=1.0)
         return tqdm(total=round(cfg.time_budget), initial=int(prog["elapsed_train"]), disable=not progress,
@@ -400,12 +595,20 @@ class Trainer:
                         lr=f"{lr:.1e}", refresh=False)  # fmt: skip
 
     def run(self, stop_at_step: int | None = None, progress: bool = True, log=print) -> dict[str, Any]:  # noqa: ANN001
-        cfg, prog = self.cfg, self.progress
-        log(f"training {cfg.model} ({self.params:,} parameters) on {self.corpus.name} ({self.train_tokens:,} "
-            f"train tokens, vocab {len(self.vocab)}), batch {cfg.batch_size} x {cfg.seq_len}"
-            + (f", {cfg.steps} steps" if cfg.steps else f", time budget {cfg.time_budget:g} s"))  # fmt: skip
+        cfg, prog, env = self.cfg, self.progress, self.env
+        if not env.main:
+            log = lambda *a, **k: None  # noqa: E731 - only rank 0 reports
+        where = ""
+        if env.active:
+            where = (f", {env.world_size} processes ({self.parallel}), global batch {self.global_batch} = "
+                     f"{env.world_size} x {self.accum} x {cfg.batch_size}")  # fmt: skip
+        elif self.accum > 1:
+            where = f", global batch {self.global_batch} = {self.accum} x {cfg.batch_size}"
+        log(f"training {cfg.model} ({self.params:,} parameters) on {self.data.name} ({self.train_tokens:,} "
+            f"train tokens, vocab {len(self.vocab)}), batch {self.global_batch} x {cfg.seq_len}"
+            + (f", {cfg.steps} steps" if cfg.steps else f", time budget {cfg.time_budget:g} s") + where)  # fmt: skip
         bar = self._progress_bar(progress)
-        self.model.train()
+        self.net.train()
         try:
             while not self.done():
                 if stop_at_step is not None and prog["step"] >= stop_at_step:
@@ -415,15 +618,19 @@ class Trainer:
                 t0 = time.perf_counter()
                 value, lr = self.train_step()
                 prog["elapsed_train"] += time.perf_counter() - t0
+                if env.active:  # every rank agrees on the time, hence on the schedule and the end
+                    prog["elapsed_train"] = dist_.all_max(prog["elapsed_train"], env)
                 self._show(bar, value, lr)
                 if self.eval_due():
                     entry = self.validate()
                     self.last_eval_time = prog["elapsed_train"]
-                    bar.write(f"step {entry['step']}: validation {self.metric_name} {entry[self.metric_name]:.4f}")
+                    if env.main:
+                        bar.write(f"step {entry['step']}: validation {self.metric_name} {entry[self.metric_name]:.4f}")
                     self.save(False)
         except KeyboardInterrupt:
             bar.close()
-            self.save(False)
+            if not env.active:  # a checkpoint of several processes needs all of them
+                self.save(False)
             log(f"interrupted at step {prog['step']}; resume with --resume --out {self.out}")
             raise
         bar.close()
@@ -439,13 +646,22 @@ class Trainer:
     # ------------------------------------------------------------------------------------- evaluation
 
     def validate(self, final: bool = False) -> dict[str, Any]:
-        """Validate now (a prefix of `eval_tokens` unless `final`); the entry joins progress["validation"]."""
+        """Validate now (a prefix of `eval_tokens` unless `final`); the entry joins progress["validation"].
+
+        Every entry has the loss, the corpus's own figure (bits per character, bits per byte for BPE, perplexity
+        for words), and bits per byte and perplexity, comparable across tokenizers."""
         cfg, prog = self.cfg, self.progress
         ids = self.valid_ids if final or not cfg.eval_tokens else self.valid_ids[: cfg.eval_tokens]
-        loss = evaluate(self.model, ids, cfg.batch_size, cfg.seq_len)
+        model = self.net if self.parallel == "fsdp" else self.model
+        total, count, nbytes = evaluate_stream(model, ids, self.global_batch, cfg.seq_len, self.byte_lengths,
+                                               self.env, self.device)  # fmt: skip
+        loss = total / count
         entry = {"step": prog["step"], "tokens": prog["tokens"], "train_time_s": prog["elapsed_train"], "loss": loss,
                  "valid_tokens": len(ids)}  # fmt: skip
-        entry[self.metric_name] = score(loss, self.level)[1]
+        bpb = loss / math.log(2) * (count / nbytes) if nbytes else None
+        entry[self.metric_name] = bpb if self.metric_name == "bits_per_byte" else score(loss, self.level)[1]
+        entry["bits_per_byte"] = bpb
+        entry["perplexity"] = math.exp(min(loss, 700.0))
         prog["validation"].append(entry)
         return entry
 
@@ -457,7 +673,7 @@ class Trainer:
         vals = prog["validation"]
         best = min(vals, key=lambda v: v["loss"]) if vals else None
         wall = max(prog["wall_before"] + time.perf_counter() - self.wall_start, prog["elapsed_train"])
-        return {
+        metrics = {
             "model": cfg.model,
             "parameters": self.params,
             "metric": self.metric_name,
@@ -470,23 +686,64 @@ class Trainer:
             "wall_time_s": wall,
             "finished": finished,
             "seed": cfg.seed,
-            "config": dataclasses.asdict(cfg),
+            "config": config_dict(cfg),
             "model_config": dataclasses.asdict(self.model.config),
             "corpus": self.extra["corpus"],
             "versions": self.extra["versions"],
             "train_loss": prog["train_loss"],
             "validation": vals,
         }
+        if self.env.active or self.accum > 1:
+            metrics["distributed"] = {"world_size": self.env.world_size, "parallel": self.parallel,
+                                      "global_batch": self.global_batch, "accumulation": self.accum,
+                                      "micro_batch": cfg.batch_size, "precision": self.precision}  # fmt: skip
+        return metrics
 
     def save(self, finished: bool) -> None:
-        """The training checkpoint (one atomic step folder), then the model at OUT, then metrics.json."""
-        prog = self.progress
+        """The training checkpoint (one atomic step folder), then the model at OUT, then metrics.json.
+
+        Several processes: a distributed checkpoint (every rank writes its shards), the full model and the
+        carried state of every row gathered to rank 0, which writes the rest and switches the manifest."""
+        prog, env = self.progress, self.env
         prog["wall_time_s"] = max(prog["wall_before"] + time.perf_counter() - self.wall_start, prog["elapsed_train"])
-        folder = save_training_checkpoint(self.out, self.model, self.optimizer, self.state if self.carries else None,
-                                          prog, vocab=self.vocab, level=self.level, extra=self.extra,
-                                          fingerprint=self.fingerprint)  # fmt: skip
-        export_model(folder, self.out)
-        atomic_write_json(self.out / "metrics.json", self.metrics(finished))
+        if not env.active:
+            state = self.state if self.carries else None
+            if state is not None and self.device.type != "cpu":
+                state = map_state(lambda t: t.cpu(), state)
+            folder = save_training_checkpoint(self.out, self.model, self.optimizer, state, prog, vocab=self.vocab,
+                                              level=self.level, extra=self.extra, fingerprint=self.fingerprint,
+                                              tokenizer=self.data.tokenizer)  # fmt: skip
+            export_model(folder, self.out)
+            atomic_write_json(self.out / "metrics.json", self.metrics(finished))
+            return
+        step = int(prog["step"])
+        tmp = Path(dist_.broadcast_object(str(begin_step_folder(self.out, step)) if env.main else None, env))
+        dist_.dcp_save(tmp / DCP_DIR, self.net, self.optimizer)
+        weights = dist_.full_model_state(self.net)
+        state = None
+        if self.carries and self.state is not None:
+            state = map_state(lambda t: dist_.gather_rows(t, env).cpu(), self.state)
+        if env.main:
+            save_checkpoint(tmp, self.model, vocab=self.vocab, level=self.level, step=step, extra=self.extra,
+                            tokenizer=self.data.tokenizer, weights=weights)  # fmt: skip
+            groups = self.optimizer.state_dict()["param_groups"]
+            shim = type("OptimizerGroups", (), {"state_dict": lambda _self: {"state": {}, "param_groups": groups}})()
+            save_training_state(tmp, shim, state, prog, self.fingerprint)
+            folder = commit_step_folder(self.out, tmp, step, layout="dcp")
+            export_model(folder, self.out)
+            atomic_write_json(self.out / "metrics.json", self.metrics(finished))
+        dist_.barrier(env)
+
+
+def _cat_states(states: list[Any]) -> Any:
+    """The states of consecutive micro-batches joined along the rows (batch-first leaves)."""
+    from astrosnn.lm.state import flatten_state, unflatten_like
+
+    leaves = [flatten_state(s) for s in states]
+    joined = [None if parts[0] is None else torch.cat(parts, 0) for parts in zip(*leaves)]
+    k = len(states)
+    template = map_state(lambda t: t.new_empty((t.shape[0] * k, *t.shape[1:])), states[0])
+    return unflatten_like(template, joined)
 
 
 def train(
@@ -497,31 +754,63 @@ def train(
     stop_at_step: int | None = None,
     progress: bool = True,
     log=print,  # noqa: ANN001
+    env: dist_.DistEnv | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) training; write checkpoints and metrics.json into `cfg.out`; return the metrics.
 
     `corpus` (a TextCorpus) skips loading by name; `stop_at_step` ends the run early with a resumable
-    checkpoint (as an interruption would).
+    checkpoint (as an interruption would). Under torchrun (`env`, default: read from the environment) every
+    process calls this; rank 0 locks the folder and writes the files.
     """
     cfg.validate()
+    env = env or dist_.detect()
+    # a global batch that the processes cannot share is refused before any work
+    dist_.batch_plan(cfg.global_batch, cfg.batch_size, env.world_size)
     out = Path(cfg.out)
-    if resume and not out.exists():
-        raise AstrosnnError(f"cannot resume: {out} does not exist")
     threads = torch.get_num_threads()
+    started = env.active and not _pg_initialized()
+    if env.active:
+        dist_.init(env)
     try:
-        # the folder is checked for writability and locked before any work; a checkpoint is read only under the lock
-        with run_dir(out, resume=resume, interrupted=interrupted_run):
-            if resume:
-                cfg = _resumed_config(out, cfg)
-            cfg = cfg.normalised()
-            if cfg.threads:
-                torch.set_num_threads(cfg.threads)
-            trainer = Trainer(cfg, out, resume, corpus)
-            if not resume:
+        with ExitStack() as stack:
+            # the folder is checked for writability and locked before any work; a checkpoint is read only under
+            # the lock (held by rank 0 for all the processes)
+            error: BaseException | None = None
+            try:
+                if resume and not out.exists():
+                    raise AstrosnnError(f"cannot resume: {out} does not exist")
+                if env.main:
+                    stack.enter_context(run_dir(out, resume=resume, interrupted=interrupted_run))
+            except AstrosnnError as e:
+                error = e
+            dist_.agree(error, env)
+            trainer = None
+            try:
+                if resume:
+                    cfg = _resumed_config(out, cfg)
+                cfg = cfg.normalised()
+                if cfg.threads:
+                    torch.set_num_threads(cfg.threads)
+                trainer = Trainer(cfg, out, resume, corpus, env)
+            except AstrosnnError as e:
+                if not env.active:
+                    raise
+                error = e
+            dist_.agree(error, env)
+            if not resume and env.main:
                 _clear_run(out)  # only once the options, the corpus and the model are known to be good
+            dist_.barrier(env)
             return trainer.run(stop_at_step, progress, log)
     finally:
         torch.set_num_threads(threads)
+        if started:
+            dist_.shutdown()
+
+
+def _pg_initialized() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
 
 
 def interrupted_run(out: Path) -> str | None:
@@ -542,7 +831,7 @@ def interrupted_run(out: Path) -> str | None:
 
 def _clear_run(out: Path) -> None:
     """A fresh run replaces the files of a finished one: nothing of the old run stays beside the new one."""
-    for name in ("metrics.json", CONFIG, WEIGHTS, TRAIN_JSON, "training_state.safetensors"):
+    for name in ("metrics.json", CONFIG, WEIGHTS, TRAIN_JSON, "training_state.safetensors", TOKENIZER_FILE):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
 
