@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -58,6 +59,14 @@ def test_bpe_folder_trains_and_generates(text, tmp_path, capsys):
     capsys.readouterr()
     assert main(["lm", "generate", "--checkpoint", str(run), "--prompt", "Speak,", "--max-new-tokens", "5"]) == 0
     assert capsys.readouterr().out.startswith("Speak,")
+    if importlib.util.find_spec("transformers") is not None:  # the hf extra: export ships the run's tokenizer
+        greedy = ["--prompt", "Speak,", "--max-new-tokens", "8", "--top-k", "1"]
+        assert main(["lm", "generate", "--checkpoint", str(run), *greedy]) == 0
+        native = capsys.readouterr().out
+        assert main(["lm", "export", "--checkpoint", str(run), "--hf", str(tmp_path / "hf")]) == 0
+        capsys.readouterr()
+        assert main(["lm", "generate", "--checkpoint", str(tmp_path / "hf"), *greedy]) == 0
+        assert capsys.readouterr().out == native
     # the tokenizer is part of the checkpoint: a changed one is refused
     (run / "tokenizer.json").write_text((run / "tokenizer.json").read_text() + " ")
     assert main(["lm", "generate", "--checkpoint", str(run), "--prompt", "Speak"]) == 2

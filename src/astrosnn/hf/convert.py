@@ -57,9 +57,11 @@ def export_checkpoint(
     """Write the native checkpoint folder `checkpoint` as a Hugging Face folder `out`; returns `out`.
 
     `tokenizer_file`: a ``tokenizers`` JSON file (e.g. a trained BPE) to ship instead of a tokenizer built
-    from the checkpoint's char/word vocabulary.
+    from the checkpoint's char/word vocabulary. A BPE run ships the tokenizer stored (and hashed) beside it.
     """
     ckpt = load_checkpoint(checkpoint)
+    if tokenizer_file is None and ckpt.level == "bpe":
+        tokenizer_file = Path(checkpoint) / ckpt.config["tokenizer"]["file"]
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AstrosnnError(f"{out}: exists and is not a folder")
