@@ -13,6 +13,12 @@ phase 2 samples/s at 1000 neurons (batch 32, 1 and 2 numba threads) and 8000 neu
 phase 1 ms per 20-ms sample (1 thread; x 50,000 = a full phase 1), and the peak RSS of an 8000-neuron phase 2
 at batch 64 (a child process per backend). Phase 2 runs from the weights the timed phase 1 left ("fast",
 exact). Backends are interleaved, each timed `--reps` times (best wall time kept).
+
+    python benchmarks/nalsm_engine_speed.py --phase1-chunk 100 [--phase1-samples 300] [--json FILE]
+
+Phase 1 in one piece (`run_phase1`) against the same samples in resumable pieces of N samples
+(`run_phase1_chunk`, weights and traces chained, what a checkpointed run does), ms per 20-ms sample at 1000
+neurons on one thread for each of `--suite-backends`, interleaved, best of `--reps`; checks the weights agree.
 """
 
 from __future__ import annotations
@@ -39,10 +45,14 @@ def main() -> None:
     ap.add_argument("--suite-backends", default="fast,event,event64")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--phase1-large", type=int, default=20, help="phase-1 samples timed at 8000 neurons")
+    ap.add_argument("--phase1-chunk", type=int, default=None, metavar="N",
+                    help="phase 1 in one piece vs in pieces of N samples (see the docstring)")
     ap.add_argument("--rss-probe", default=None, help=argparse.SUPPRESS)  # internal: child process of --suite
     args = ap.parse_args()
     if args.rss_probe:
         return rss_probe(args)
+    if args.phase1_chunk:
+        return phase1_chunks(args)
     if args.suite:
         return suite(args)
 
@@ -133,6 +143,68 @@ def rss_probe(args) -> None:
     print(json.dumps({"backend": backend, "wall_s": wall, "samples_per_s": x.shape[0] / wall,
                       "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "liquid_spikes_per_ms": res.counts.sum().item() / x.shape[0] / x.shape[1]}))
+
+
+def phase1_chunks(args) -> None:
+    import os
+
+    import numba
+
+    from astrosnn.data.encoders import bernoulli_spikes, rate_probabilities
+    from astrosnn.data.images import load_images
+    from astrosnn.nalsm.engine import PlasticityConfig, run_phase1, run_phase1_chunk
+    from astrosnn.nalsm.topology import build_network
+    from astrosnn.runinfo import versions
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    backends = args.suite_backends.split(",")
+    n, every = args.phase1_samples, args.phase1_chunk
+    images = load_images("mnist", "train", data_dir=args.data_dir, limit=n)
+    probs, _ = rate_probabilities(images.images)
+    net = build_network(tuple(int(g) for g in args.grid.split("x")), 784, seed=0)
+    p1 = bernoulli_spikes(probs[:n], 20, torch.Generator().manual_seed(0))
+    cfg = PlasticityConfig(rule="astro")
+    load0 = os.getloadavg()
+
+    def pieces(b):
+        w, x = None, None
+        for lo in range(0, n, every):
+            w, x = run_phase1_chunk(net, p1[lo:lo + every], cfg, w, x, backend=b)
+        return w
+
+    runs = {"one piece": lambda b: run_phase1(net, p1, cfg, progress=False, backend=b),
+            f"pieces of {every}": pieces}
+    for b in backends:  # warm-up (numba compile / cache load)
+        run_phase1(net, p1[:2], cfg, progress=False, backend=b)
+        run_phase1_chunk(net, p1[:2], cfg, None, None, backend=b)
+    best: dict[tuple[str, str], float] = {}
+    weights: dict[tuple[str, str], torch.Tensor] = {}
+    for _ in range(args.reps):
+        for b in backends:
+            for how, fn in runs.items():
+                t0 = time.perf_counter()
+                weights[b, how] = fn(b)
+                wall = time.perf_counter() - t0
+                best[b, how] = min(best.get((b, how), wall), wall)
+    rows = []
+    for b in backends:
+        one, chunked = (best[b, how] * 1e3 / n for how in runs)
+        rows.append({"backend": b, "samples": n, "chunk": every, "one_piece_ms": round(one, 2),
+                     "pieces_ms": round(chunked, 2), "pieces_vs_one": round(chunked / one, 3),
+                     "weights_equal": bool(torch.equal(*(weights[b, how] for how in runs)))})
+        print(json.dumps(rows[-1]), flush=True)
+    info = {"grid": args.grid, "n_synapses": net.n_synapses, "load_start": load0, "load_end": os.getloadavg(),
+            "reps": args.reps, "versions": versions()}
+    print(f"\n| backend | one piece ms/sample | pieces of {every} ms/sample | pieces / one | weights equal |"
+          "\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['backend']} | {r['one_piece_ms']} | {r['pieces_ms']} | {r['pieces_vs_one']} | {r['weights_equal']} |")
+    print("\n" + json.dumps(info))
+    if args.json:
+        from astrosnn.runinfo import atomic_write_json
+
+        atomic_write_json(args.json, {"rows": rows, **info})
 
 
 def suite(args) -> None:

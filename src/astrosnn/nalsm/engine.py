@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from astrosnn.errors import AstrosnnError
-from astrosnn.nalsm.backends import available_backends, get_backend
+from astrosnn.nalsm.backends import Backend, available_backends, get_backend
 from astrosnn.nalsm.params import INPUT_CURRENT, LIF, RULES, PlasticityConfig, SimulationResult
 from astrosnn.nalsm.topology import Network, clip_bounds
 
@@ -105,7 +105,8 @@ def run_phase1(
         for sample in bar:
             yield _check_inputs(network, torch.as_tensor(sample).unsqueeze(0))[0]
 
-    return run.run_sequence(network, checked(), plasticity.resolved(network.n_liquid), w)
+    w, _ = _sequence(run, backend, run.run_sequence(network, checked(), plasticity.resolved(network.n_liquid), w))
+    return w
 
 
 def run_phase1_chunk(
@@ -121,28 +122,27 @@ def run_phase1_chunk(
     and STDP `traces` (N + n_in,) (None: zeros, the start of phase 1); returns the final (weights, traces).
 
     Chaining pieces (weights and traces out of one into the next) gives bit for bit the weights of one
-    `run_phase1` over all the samples (tests/nalsm/test_phase1_chunks.py): that is what a resumed phase 1
-    relies on. A backend may offer ``run_sequence_from(network, samples, plasticity, weights, traces)``
-    returning both for speed; otherwise each sample is a batch of 1 through ``run_batch`` (what the
-    reference's ``run_sequence`` does; about 15% slower than the fast backend's block-wise sequence).
+    `run_phase1` over all the samples, with every backend (tests/nalsm/test_run_resume.py,
+    tests/nalsm/test_engine_backends.py): that is what a resumed phase 1 relies on. It is the backend's
+    ``run_sequence`` started from the given traces, so a piece runs as fast as a whole phase 1.
     """
     run = get_backend(backend)
-    p = plasticity.resolved(network.n_liquid)
     w = _start_weights(network, weights, 1, plasticity)[0]
-    x = torch.zeros(network.n_neurons, dtype=torch.float32) if traces is None else \
-        torch.as_tensor(traces, dtype=torch.float32).clone()
-    if tuple(x.shape) != (network.n_neurons,):
-        raise AstrosnnError(f"traces must have shape ({network.n_neurons},), got {tuple(x.shape)}")
+    x = None
+    if traces is not None:
+        x = torch.as_tensor(traces, dtype=torch.float32)
+        if tuple(x.shape) != (network.n_neurons,):
+            raise AstrosnnError(f"traces must have shape ({network.n_neurons},), got {tuple(x.shape)}")
     checked = (_check_inputs(network, torch.as_tensor(s).unsqueeze(0))[0] for s in samples)
-    fast_path = getattr(run, "run_sequence_from", None)
-    if fast_path is not None:
-        w, x = fast_path(network, checked, p, w, x)
-        return w, x
-    w, xb = w.unsqueeze(0), x.unsqueeze(0)
-    for sample in checked:
-        result = run.run_batch(network, sample.unsqueeze(0), p, w, False, xb)
-        w, xb = result.weights, result.traces
-    return w[0].clone(), xb[0].clone()
+    return _sequence(run, backend, run.run_sequence(network, checked, plasticity.resolved(network.n_liquid), w, x))
+
+
+def _sequence(run: Backend, name: str, out: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """A backend's ``run_sequence`` answer, checked to be the (weights, traces) pair of the interface."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise AstrosnnError(f"engine backend {name!r} ({type(run).__name__}): run_sequence must return "
+                            f"(weights, traces), got {type(out).__name__}")
+    return out  # type: ignore[return-value]
 
 
 def extract_features(

@@ -30,9 +30,10 @@ AUTO = "auto"  # the fastest available backend
 
 
 class Backend(Protocol):
-    """How a backend simulates the liquid. `engine.simulate` / `engine.run_phase1` validate the inputs first:
-    spikes are bool, weights float32 and already clipped to their bounds when plasticity is on, and
-    `plasticity.astro_weight` is concrete. Both entry points must give the same numbers as the reference."""
+    """How a backend simulates the liquid. `engine.simulate`, `engine.run_phase1` and `engine.run_phase1_chunk`
+    validate the inputs first: spikes are bool, weights and traces float32, weights already clipped to their
+    bounds when plasticity is on, and `plasticity.astro_weight` is concrete. Both entry points must give the
+    same numbers as the reference."""
 
     def run_batch(self, network: Network, input_spikes: torch.Tensor, plasticity: PlasticityConfig,
                   weights: torch.Tensor, record: bool, traces: torch.Tensor | None) -> SimulationResult:
@@ -41,9 +42,14 @@ class Backend(Protocol):
         ...
 
     def run_sequence(self, network: Network, samples: Iterable[torch.Tensor], plasticity: PlasticityConfig,
-                     weights: torch.Tensor) -> torch.Tensor:
-        """Phase 1: samples (T, n_in) one after another with weights (S,) and STDP traces (from zero)
-        carried, the neuron/astrocyte/rate state reset per sample. Returns the final weights (S,)."""
+                     weights: torch.Tensor, traces: torch.Tensor | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Phase 1: samples (T, n_in) one after another with weights (S,) and STDP traces carried, the
+        neuron/astrocyte/rate state reset per sample. traces: (N + n_in,) float32 to start from (None: zeros,
+        the start of phase 1); neither argument is modified. Returns the final (weights (S,), traces
+        (N + n_in,)), new tensors. A sequence split anywhere, the weights and traces of one piece passed to
+        the next, must give bit for bit what it gives in one piece: a resumed phase 1
+        (`engine.run_phase1_chunk`) relies on that."""
         ...
 
 

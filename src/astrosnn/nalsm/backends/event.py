@@ -28,7 +28,9 @@ MNIST). "event" keeps them in float32 (same speed class; tolerance in BENCHMARKS
 bit-identical to "reference"; the "fast" backend is.
 
 Phase 2 runs samples in parallel (numba prange, one sample per task, private state); phase 1 runs blocks of
-samples per compiled call with the row sums R maintained through every weight change.
+samples per compiled call, R re-summed from the weights at the start of every sample (a running R carried
+through the weight changes rounds differently, so results would depend on where phase 1 is split: a resumed
+phase 1 must give the weights of an uninterrupted one bit for bit).
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ from numba import njit, prange
 from astrosnn.core.astrocyte import density_mask
 from astrosnn.core.lif import synaptic_response_table
 from astrosnn.errors import AstrosnnError
-from astrosnn.nalsm.backends.fast import PHASE1_BLOCK, _from_slots, _to_slots, dynamics, slot_layout
+from astrosnn.nalsm.backends.fast import (
+    _from_slots,
+    _to_slots,
+    dynamics,
+    sequence_in_blocks,
+    slot_layout,
+)
 from astrosnn.nalsm.params import LIF, PlasticityConfig, SimulationResult
 from astrosnn.nalsm.topology import PRE_EXC, PRE_INH, PRE_INPUT, Network, block_bounds
 
@@ -102,10 +110,10 @@ def _row_sums(post, w, r):
 
 @njit(cache=True)
 def _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl, mask, n,
-                  w, inputs, x, counts, astro_trace, raster, record, rsum, track, p):
+                  w, inputs, x, counts, astro_trace, raster, record, rsum, p):
     """One sample from a reset state; w (slot order), x, counts, astro_trace, raster updated in place.
 
-    rsum (N,) = row sums of w on entry; kept up to date through every weight change when `track`."""
+    rsum (N,) = row sums of w on entry (`_row_sums`): the start current is rsum * exp(-delta_init)."""
     tau_v, v_thr, v_reset, in_current = p.tau_v, p.v_thr, p.v_reset, p.input_current
     eta, a, d = p.eta_p, p.trace_a, p.trace_decay
     a_tau, a_w, a_b, a_val, decay = p.astro_tau, p.astro_weight, p.astro_bias, p.astro_init, p.rate_decay
@@ -176,8 +184,6 @@ def _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl,
                     w[s] = nw
                     dw = nw - wo
                     dlt[q] += dw
-                    if track:
-                        rsum[q] += dw
         if rule != 0:  # 8 as postsynaptic neuron: every incoming synapse (causal, plus acausal if pre spiked)
             for k in range(nf):
                 i = fired[k]
@@ -185,7 +191,6 @@ def _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl,
                     continue
                 xi = x[i]
                 acc = fzero
-                accr = fzero
                 for g in range(3):
                     lo = bounds[g, 0]
                     hi = bounds[g, 1]
@@ -203,7 +208,6 @@ def _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl,
                             w[s] = nw
                             dw = nw - wo
                             acc += dw * u[j]
-                            accr += dw
                     else:
                         for q in range(in_grp[i, g], in_grp[i, g + 1]):
                             j = in_pre[q]
@@ -218,10 +222,7 @@ def _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl,
                             w[s] = nw
                             dw = nw - wo
                             acc += dw * u[j]
-                            accr += dw
                 dlt[i] += acc
-                if track:
-                    rsum[i] += accr
         for i in range(n):  # 5, 6, 7, 9 (liquid)
             c = cur[i] + jmp[i]
             v[i] = (v[i] - v[i] / tau_v) + c
@@ -290,20 +291,24 @@ def _batch_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl, 
         pre = np.empty_like(in_pre)
         _live_inputs(in_grp, in_slot, in_pre, live[b], grp, slot, pre)
         _sample_event(post, out_ptr, pre_kind, grp, slot, pre, bounds, tbl, mask, n,
-                      w[b], inputs[b], x[b], counts[b], astro_trace[b], raster[b], record, rsum, False, p)
+                      w[b], inputs[b], x[b], counts[b], astro_trace[b], raster[b], record, rsum, p)
 
 
 @njit(cache=True)
 def _sequence_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl, mask, n, w, samples, x, p):
-    """Phase 1: samples one after another, weights w (S,) and traces x (M,) carried, the rest reset."""
+    """Phase 1: samples one after another, weights w (S,) and traces x (M,) carried, the rest reset.
+
+    The row sums are re-summed from w at the start of every sample (as `_batch_event` does), not carried
+    through the weight changes: a carried running sum rounds differently from a fresh one, so the currents
+    (and in principle spikes) would depend on where a sequence is split into blocks or resumable pieces."""
     counts = np.zeros(n, np.float32)
     astro_trace = np.zeros(samples.shape[1], np.float32)
     raster = np.zeros((1, 1), np.bool_)
     rsum = np.zeros(n, tbl.dtype)
-    _row_sums(post, w, rsum)
     for k in range(samples.shape[0]):
+        _row_sums(post, w, rsum)
         _sample_event(post, out_ptr, pre_kind, in_grp, in_slot, in_pre, bounds, tbl, mask, n,
-                      w, samples[k], x, counts, astro_trace, raster, False, rsum, True, p)
+                      w, samples[k], x, counts, astro_trace, raster, False, rsum, p)
 
 
 def response_table(dtype) -> np.ndarray:
@@ -350,28 +355,11 @@ class EventBackend:
                                 astro=torch.from_numpy(astro), traces=torch.from_numpy(x))
 
     def run_sequence(self, network: Network, samples: Iterable[torch.Tensor], plasticity: PlasticityConfig,
-                     weights: torch.Tensor) -> torch.Tensor:
-        """Blocks of up to PHASE1_BLOCK samples of equal length per compiled call (same results as one by one)."""
+                     weights: torch.Tensor, traces: torch.Tensor | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         lay, arrays = self._arrays(network, plasticity)
-        p = dynamics(plasticity)
-        w = _to_slots(lay, weights.numpy())
-        traces = np.zeros(network.n_neurons, np.float32)
-        pending: list[np.ndarray] = []
-
-        def flush() -> None:
-            if pending:
-                _sequence_event(*arrays, w, np.ascontiguousarray(np.stack(pending)), traces, p)
-                pending.clear()
-
-        for sample in samples:
-            arr = sample.numpy()
-            if pending and arr.shape != pending[0].shape:
-                flush()
-            pending.append(arr)
-            if len(pending) == PHASE1_BLOCK:
-                flush()
-        flush()
-        return torch.from_numpy(_from_slots(lay, w))
+        return sequence_in_blocks(_sequence_event, arrays, lay, network, samples, dynamics(plasticity),
+                                  weights, traces)
 
 
 BACKEND = EventBackend("float32")

@@ -255,28 +255,39 @@ class FastBackend:
                                 astro=torch.from_numpy(astro), traces=torch.from_numpy(x))
 
     def run_sequence(self, network: Network, samples: Iterable[torch.Tensor], plasticity: PlasticityConfig,
-                     weights: torch.Tensor) -> torch.Tensor:
-        """Blocks of up to PHASE1_BLOCK samples of equal length per compiled call (same results as one by one)."""
+                     weights: torch.Tensor, traces: torch.Tensor | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         layout, arrays = _network_arrays(network, plasticity)
-        p = dynamics(plasticity)
-        w = _to_slots(layout, weights.numpy())
-        traces = np.zeros(network.n_neurons, np.float32)
-        pending: list[np.ndarray] = []
+        return sequence_in_blocks(_sequence_numba, arrays, layout, network, samples, dynamics(plasticity),
+                                  weights, traces)
 
-        def flush() -> None:
-            if pending:
-                _sequence_numba(*arrays, w, np.ascontiguousarray(np.stack(pending)), traces, p)
-                pending.clear()
 
-        for sample in samples:
-            arr = sample.numpy()
-            if pending and arr.shape != pending[0].shape:
-                flush()
-            pending.append(arr)
-            if len(pending) == PHASE1_BLOCK:
-                flush()
-        flush()
-        return torch.from_numpy(_from_slots(layout, w))
+def sequence_in_blocks(kernel, arrays: tuple, layout: SlotLayout, network: Network, samples: Iterable[torch.Tensor],
+                       p: Dynamics, weights: torch.Tensor, traces: torch.Tensor | None,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`Backend.run_sequence` with a compiled ``kernel(*arrays, w, samples, x, p)`` that runs a block of
+    samples (K, T, n_in) from weights w (slot order) and traces x, updating both in place: blocks of up to
+    PHASE1_BLOCK samples of equal length, the weights and traces carried from block to block (the kernels
+    carry nothing else, so any split gives the same numbers). Returns (weights, traces), new tensors."""
+    w = _to_slots(layout, weights.numpy())
+    x = np.zeros(network.n_neurons, np.float32) if traces is None else \
+        np.array(traces.numpy(), dtype=np.float32, order="C")
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        if pending:
+            kernel(*arrays, w, np.ascontiguousarray(np.stack(pending)), x, p)
+            pending.clear()
+
+    for sample in samples:
+        arr = sample.numpy()
+        if pending and arr.shape != pending[0].shape:
+            flush()
+        pending.append(arr)
+        if len(pending) == PHASE1_BLOCK:
+            flush()
+    flush()
+    return torch.from_numpy(_from_slots(layout, w)), torch.from_numpy(x)
 
 
 BACKEND = FastBackend()

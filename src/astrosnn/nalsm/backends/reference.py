@@ -70,12 +70,15 @@ class ReferenceBackend:
         return SimulationResult(spikes=raster, counts=counts, weights=w, astro=astro_trace, traces=x)
 
     def run_sequence(self, network: Network, samples: Iterable[torch.Tensor], plasticity: PlasticityConfig,
-                     weights: torch.Tensor) -> torch.Tensor:
-        w, x = weights.unsqueeze(0), None
+                     weights: torch.Tensor, traces: torch.Tensor | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        w = weights.unsqueeze(0)
+        x = torch.zeros(1, network.n_neurons, dtype=torch.float32) if traces is None else \
+            traces.to(torch.float32).unsqueeze(0)
         for sample in samples:
             result = self.run_batch(network, sample.unsqueeze(0), plasticity, w, False, x)
             w, x = result.weights, result.traces
-        return w[0].clone()
+        return w[0].clone(), x[0].clone()
 
 
 BACKEND = ReferenceBackend()
