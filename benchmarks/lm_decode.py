@@ -106,10 +106,11 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    try:
-        from threadpoolctl import threadpool_limits  # numba's np.dot calls scipy's BLAS
+    try:  # numba's np.dot calls scipy's OpenBLAS: load it, then hold it to --threads like torch
+        import scipy.linalg.cython_blas  # noqa: F401
+        from threadpoolctl import threadpool_limits
 
-        threadpool_limits(args.threads)
+        blas_limit = threadpool_limits(args.threads)  # noqa: F841  (kept for the whole run)
     except ImportError:
         pass
     contexts = [int(c) for c in args.contexts.split(",")]
