@@ -19,7 +19,8 @@ run in each library's own form:
 - ``eager``: a minimal eager PyTorch loop (``u = beta u (1 - s.detach()) + I``, arctan surrogate through a
   custom autograd function): what a user writes by hand.
 
-Decays and thresholds differ slightly between libraries (their own parameterisations), which changes spike
+The looped contenders iterate over ``cur.unbind(0)`` (one backward node; ``cur[t]`` in the loop would build
+``T`` full-size gradient tensors and was 3-4x slower here). Decays and thresholds differ slightly between libraries (their own parameterisations), which changes spike
 counts but not the work per step.
 
     python benchmarks/lif_peers.py                       # both shapes, all contenders installed
@@ -61,8 +62,8 @@ def contender_eager(n: int, device: str):  # noqa: ANN201
         u = torch.zeros_like(cur[0])
         s = torch.zeros_like(cur[0])
         out = []
-        for t in range(cur.shape[0]):
-            u = beta * u * (1 - s.detach()) + cur[t]
+        for x in cur.unbind(0):  # unbind: one backward node (indexing cur[t] makes T full-size gradients)
+            u = beta * u * (1 - s.detach()) + x
             s = surrogate(u - 1.0)
             out.append(s)
         return torch.stack(out)
@@ -77,8 +78,8 @@ def contender_norse_box(n: int, device: str):  # noqa: ANN201
 
     def run(cur):  # noqa: ANN001, ANN202
         state, out = None, []
-        for t in range(cur.shape[0]):
-            z, state = cell(cur[t], state)
+        for x in cur.unbind(0):
+            z, state = cell(x, state)
             out.append(z)
         return torch.stack(out)
 
@@ -114,8 +115,8 @@ def contender_snntorch(n: int, device: str):  # noqa: ANN201
     def run(cur):  # noqa: ANN001, ANN202
         mem = leaky.init_leaky()
         out = []
-        for t in range(cur.shape[0]):
-            spk, mem = leaky(cur[t], mem)
+        for x in cur.unbind(0):
+            spk, mem = leaky(x, mem)
             out.append(spk)
         return torch.stack(out)
 
