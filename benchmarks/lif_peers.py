@@ -24,6 +24,7 @@ The looped contenders iterate over ``cur.unbind(0)`` (one backward node; ``cur[t
 counts but not the work per step.
 
     python benchmarks/lif_peers.py                       # both shapes, all contenders installed
+    python benchmarks/lif_peers.py --neuron-only           # the neurons alone (the Linear is the same GEMM for all)
     python benchmarks/lif_peers.py --device cuda --rounds 3
 """
 
@@ -133,14 +134,18 @@ CONTENDERS = {
 }
 
 
-def make_case(name: str, n: int, T: int, B: int, device: str):  # noqa: ANN201
+def make_case(name: str, n: int, T: int, B: int, device: str, neuron_only: bool = False):  # noqa: ANN201
     layout, neuron, params = CONTENDERS[name](n, device)
     torch.manual_seed(0)
-    linear = nn.Linear(n, n).to(device)
     shape = (B, T, n) if layout == "btn" else (T, B, n)
-    x = torch.rand(shape, device=device)
+    x = torch.rand(shape, device=device, requires_grad=neuron_only)
     g = torch.randn(shape, device=device)
-    params = list(linear.parameters()) + params
+    if neuron_only:  # the neurons alone: input currents that need a gradient, no Linear
+        linear = nn.Identity()
+        params = [x] + params
+    else:
+        linear = nn.Linear(n, n).to(device)
+        params = list(linear.parameters()) + params
 
     def once() -> tuple[float, float]:
         for p in params:
@@ -165,6 +170,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--neuron-only", action="store_true", help="time the LIF neurons alone (no Linear)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -174,7 +180,7 @@ def main() -> int:
         cases = {}
         for name in args.contenders.split(","):
             try:
-                cases[name] = make_case(name, n, T, B, args.device)
+                cases[name] = make_case(name, n, T, B, args.device, args.neuron_only)
                 cases[name]()  # warm-up (numba load, allocations)
             except ImportError as e:
                 print(f"# {name}: not installed ({e})")
