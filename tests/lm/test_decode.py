@@ -81,3 +81,13 @@ def test_fused_decoder_rejects_bad_ids():
         dec.step(torch.tensor([40]))
     with pytest.raises(AstrosnnError):
         dec.step(torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("kind", ["astrosnn", "lif-snn"])
+def test_generation_samples_the_same_tokens_fused_and_reference(kind):
+    from astrosnn.lm.generation import stream_ids
+
+    model = _model(kind, torch.float32)
+    fused = list(stream_ids(model, [1, 2, 3], fused=True, max_new_tokens=60, temperature=1.0, seed=3))
+    reference = list(stream_ids(model, [1, 2, 3], fused=False, max_new_tokens=60, temperature=1.0, seed=3))
+    assert fused == reference
