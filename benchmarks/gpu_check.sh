@@ -8,6 +8,7 @@
 # 2. astrosnn-125m (vocabulary 50,257): forward + backward + AdamW at micro-batch 8 x 1024 in bf16 autocast, with
 #    and without activation checkpointing: tokens/s and torch.cuda.max_memory_allocated.
 # 3. `astrosnn lm train --preset astrosnn-125m` for a few steps through torchrun (1 process, nccl): the real path.
+# 4. The issue-15 speed tables (decode, training tokens/s, Linear + LIF against Norse / SpikingJelly / snnTorch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
@@ -58,4 +59,8 @@ trap 'rm -rf "$OUT"' EXIT
 timeout 120 "$PY" -m torch.distributed.run --standalone --nproc-per-node 1 -m astrosnn lm train --preset astrosnn-125m \
     --corpus default --seq-len 256 --batch-size 8 --steps 8 --eval-tokens 4096 --quiet --out "$OUT/run"
 "$PY" -c "import json,sys; m=json.load(open(sys.argv[1])); print(f\"lm train: {m['tokens_per_second']:,.0f} tokens/s\")" "$OUT/run/metrics.json"
+echo "== 4. issue 15 tables on the GPU: decode, training throughput, the LIF layer against its peers"
+timeout 60 "$PY" benchmarks/lm_decode.py --device cuda --contexts 64,1024,8192 --params 1000000,10000000 --tokens 20 --rounds 2
+timeout 60 "$PY" benchmarks/lm_speed.py --device cuda --models astrosnn lif-snn lstm transformer --width 512 --threads 1 --steps 3 --repeats 2 --markdown
+timeout 45 "$PY" benchmarks/lif_peers.py --device cuda --rounds 3
 echo "gpu_check: done"

@@ -7,6 +7,8 @@ interleaved, ``--repeats`` rounds of ``--steps`` timed steps after a warm-up; th
 over rounds of wall-clock tokens/s (and of process CPU tokens/s, steadier on a shared machine).
 
     taskset -c 1 python benchmarks/lm_speed.py --threads 1 2 --markdown
+    python benchmarks/lm_speed.py --width 512 --threads 2 --markdown   # AstroSNN at width 512, others matched
+    python benchmarks/lm_speed.py --device cuda --threads 1 --steps 3  # on a GPU (synchronised timing)
     python benchmarks/lm_speed.py --models astrosnn lstm --threads 1 --steps 3   # quick look
 """
 
@@ -29,18 +31,25 @@ from astrosnn.runinfo import seed_everything, versions
 LAYERS = {"lstm": 2, "transformer": 4, "lif-snn": 4, "astrosnn": 4}
 
 
-def make_model(kind: str, vocab: int, params: int, seq_len: int, options: dict):
+def make_model(kind: str, vocab: int, params: int, seq_len: int, options: dict, width: int | None = None):
     opts = {"layers": LAYERS[kind], "seq_len": seq_len, **options}
     if kind != "lstm":
         opts["heads"] = 4
-    width = width_for_parameters(kind, vocab, params, **opts)
+    if width is None:
+        width = width_for_parameters(kind, vocab, params, **opts)
     return build_model(kind, vocab, width=width, **opts), width
+
+
+def _sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def timed_steps(model, opt, ids: torch.Tensor, steps: int, seq_len: int, state):
     """Run `steps` training steps; return (wall s, cpu s, state)."""
     vocab = model.config.vocab_size
     carries = getattr(model, "carries_state", True)  # as the trainer: the Transformer sees fresh windows
+    _sync(ids.device)
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(steps):
         x = ids[:, i * seq_len : (i + 1) * seq_len]
@@ -51,6 +60,7 @@ def timed_steps(model, opt, ids: torch.Tensor, steps: int, seq_len: int, state):
         loss.backward()
         opt.step()
         state = detach_state(state)
+    _sync(ids.device)
     return time.perf_counter() - wall, time.process_time() - cpu, state
 
 
@@ -89,6 +99,9 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="rounds per model and thread count")
     p.add_argument("--chunk-size", type=int, default=None, help="AM-SU chunk size (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=None,
+                   help="AstroSNN / LIF-SNN width (the other models are sized to the AstroSNN model's parameters)")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--markdown", action="store_true", help="print a markdown table too")
     p.add_argument("--scan", action="store_true", help="time only the fused LIF scan (32 x 128 x 512)")
     args = p.parse_args()
@@ -98,6 +111,9 @@ def main() -> int:
     vocab = 65
     seed_everything(args.seed)
     results = []
+    target = args.params
+    if args.width:
+        target = count_parameters(make_model("astrosnn", vocab, 0, args.seq_len, {}, args.width)[0])
     for threads in args.threads:
         torch.set_num_threads(threads)
         runs = {}
@@ -105,9 +121,11 @@ def main() -> int:
             options = {}
             if args.chunk_size and kind in ("astrosnn", "lif-snn"):
                 options["chunk_size"] = args.chunk_size
-            model, width = make_model(kind, vocab, args.params, args.seq_len, options)
+            fixed = args.width if kind in ("astrosnn", "lif-snn", "linear-attention") else None
+            model, width = make_model(kind, vocab, target, args.seq_len, options, fixed)
+            model.to(args.device)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-            ids = torch.randint(0, vocab, (args.batch, (args.steps + 1) * args.seq_len + 1))
+            ids = torch.randint(0, vocab, (args.batch, (args.steps + 1) * args.seq_len + 1), device=args.device)
             _, _, state = timed_steps(model, opt, ids, 1, args.seq_len, None)  # warm-up (numba load)
             runs[kind] = dict(model=model, opt=opt, ids=ids, state=state, width=width, wall=[], cpu=[])
         for _ in range(args.repeats):

@@ -1,6 +1,8 @@
 """Text generation: feed the prompt once, then sample one token at a time carrying the model state.
 
 For recurrent models (AstroSNN, LIF-SNN, LSTM) each new token costs one step whatever the context length.
+AstroSNN and LIF-SNN decode through the fused single-token step (:mod:`astrosnn.lm.decode`: the whole model in
+one numba call per token); other models, and ``fused=False``, use the reference ``model.step``.
 The sampling options and their defaults live in :class:`Sampling`.
 """
 
@@ -16,6 +18,7 @@ from torch import nn
 
 from astrosnn.errors import AstrosnnError
 from astrosnn.lm.checkpoint import load_checkpoint
+from astrosnn.lm.decode import make_decoder
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,13 @@ class Sampling:
 
 
 @torch.no_grad()
-def stream_ids(model: nn.Module, prompt_ids: Sequence[int], **sampling: Any) -> Iterator[int]:
-    """Yield new token ids one by one: the prompt goes through the model once, then one ``step`` per token.
+def stream_ids(
+    model: nn.Module, prompt_ids: Sequence[int], fused: bool = True, **sampling: Any
+) -> Iterator[int]:
+    """Yield new token ids one by one: the prompt goes through the model once, then one step per token.
 
-    `sampling`: the fields of :class:`Sampling`.
+    `sampling`: the fields of :class:`Sampling`. `fused`: decode with the fused step where it covers the model
+    (:func:`astrosnn.lm.decode.make_decoder`); False = ``model.step`` (the reference).
     """
     options = Sampling(**sampling)
     if len(prompt_ids) == 0:
@@ -90,13 +96,16 @@ def stream_ids(model: nn.Module, prompt_ids: Sequence[int], **sampling: Any) -> 
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long)
         logits, state = model(ids, None)
         last = logits[:, -1]
+        decoder = make_decoder(model, fused=fused) if options.max_new_tokens else None
+        if decoder is not None:
+            decoder.load_state(state)
         for _ in range(options.max_new_tokens):
             if not bool(torch.isfinite(last).all()):
                 raise AstrosnnError("the model produced NaN or infinite logits: the checkpoint is damaged or "
                                     "training diverged")  # fmt: skip
             nxt = sample_next(last.float(), options.temperature, options.top_k, generator)
             yield int(nxt)
-            last, state = model.step(nxt, state)
+            last = decoder.step(nxt)
     finally:
         model.train(was_training)
 

@@ -638,6 +638,10 @@ class Trainer:
         if last is None or last["step"] != prog["step"] or last["valid_tokens"] != len(self.valid_ids):
             self.validate(final=True)
         final = prog["validation"][-1]
+        from astrosnn.lm.energy import spike_rates
+
+        # per spiking layer, on validation text: metrics.json "spike_rates"
+        prog["spike_rates"] = spike_rates(self.model, self.valid_ids, cfg.batch_size, cfg.seq_len, 16384) or None
         self.save(True)
         log(f"done: {prog['step']} steps, {prog['tokens'] / max(prog['elapsed_train'], 1e-9):,.0f} tokens/s, "
             f"validation {self.metric_name} {final[self.metric_name]:.4f}; checkpoint in {self.out}")
@@ -692,6 +696,7 @@ class Trainer:
             "versions": self.extra["versions"],
             "train_loss": prog["train_loss"],
             "validation": vals,
+            "spike_rates": prog.get("spike_rates"),
         }
         if self.env.active or self.accum > 1:
             metrics["distributed"] = {"world_size": self.env.world_size, "parallel": self.parallel,
