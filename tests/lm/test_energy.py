@@ -45,3 +45,15 @@ def test_op_counts_and_energy(kind):
     if spiking:  # W_2 s: rate * hidden * d per layer
         w2 = next(r for r in rows if r["product"].startswith("W_2 s"))
         assert w2["ops"] == pytest.approx(2 * 0.1 * 64 * 16)
+
+
+def test_spike_rates_read_a_token_folders_uint16_split():
+    """A token folder's split is a uint16 memmap: the rates read it as int64 ids, equal to the int64 stream."""
+    import numpy as np
+
+    model = _model("astrosnn")
+    ids = torch.randint(0, 30, (200,), generator=torch.Generator().manual_seed(0))
+    as_memmap_dtype = ids.numpy().astype(np.uint16)
+    assert spike_rates(model, as_memmap_dtype, batch_size=2, seq_len=25) == spike_rates(
+        model, ids, batch_size=2, seq_len=25
+    )

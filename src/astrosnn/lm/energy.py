@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -56,7 +57,8 @@ def spike_rates(
     layers = _spiking_layers(model)
     if not layers:
         return {}
-    ids = torch.as_tensor(ids).reshape(-1)[:max_tokens]
+    # a token folder's split is a uint16/uint32 memmap: read only what is used, as int64 ids
+    ids = torch.as_tensor(np.asarray(ids[:max_tokens], dtype=np.int64)).reshape(-1)
     batch_size = max(1, min(batch_size, len(ids) // max(seq_len, 1) or 1))
     per = len(ids) // batch_size
     if per == 0:
