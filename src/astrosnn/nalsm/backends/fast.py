@@ -24,6 +24,7 @@ from numba import njit, prange
 
 from astrosnn.core.astrocyte import density_mask
 from astrosnn.core.lif import synaptic_response_table
+from astrosnn.nalsm.backends.astrocyte_numba import astrocyte_ms
 from astrosnn.nalsm.params import INPUT_CURRENT, LIF, PlasticityConfig, SimulationResult
 from astrosnn.nalsm.topology import PRE_INH, Network, block_bounds
 
@@ -174,22 +175,7 @@ def _sample_numba(post, kind, out_ptr, in_ptr, in_slot, in_pre, bounds, table, m
                         w[s] = min(max(nw, bounds[ks, 0]), bounds[ks, 1])
         for i in range(m):  # 9
             x[i] = d * (x[i] + a * (one if spk[i] else zero))
-        seen_liquid = 0  # 10
-        seen_input = 0
-        for k in range(nf):
-            i = fired[k]
-            if mask[i]:
-                if i < n:
-                    seen_liquid += 1
-                else:
-                    seen_input += 1
-        drive = np.float32(seen_liquid - seen_input)
-        a_val = a_val + (a_w * drive + a_b - a_val) / a_tau
-        if decay != one:  # 11
-            eta = eta * decay
-            a_val = a_val * decay
-            a_w = a_w * decay
-            a_b = a_b * decay
+        a_val, a_w, a_b, eta = astrocyte_ms(fired, nf, mask, n, a_val, a_w, a_b, a_tau, eta, decay)  # 10, 11
         astro_trace[t] = a_val
 
 
