@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t = group.add_parser(
         "train", help="phase 1 + phase-2 features + readout; writes metrics, model and plots",
         description="Train a liquid and its readout. With no options: NALSM on the embedded 8x8 digits "
-                    f"(preset {DIGITS_PRESET}), about 1-2 minutes on 2 cores.")
+                    f"(preset {DIGITS_PRESET}), about 30 s on an idle 2-core machine.")
     t.add_argument("--dataset", default=_JOB.dataset, metavar="NAME",
                    help=f"one of {', '.join(DATASETS)} (default {_JOB.dataset})")
     size = t.add_mutually_exclusive_group()

@@ -42,7 +42,7 @@ from astrosnn.viz.nalsm import (  # imports matplotlib lazily
 )
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "nmnist")
-DIGITS_PRESET = "nalsm-digits"  # the no-option run (embedded 8x8 digits): about 1-2 minutes on 2 cores
+DIGITS_PRESET = "nalsm-digits"  # the no-option run (embedded 8x8 digits): about 30 s on an idle 2-core machine
 DEFAULT_PRESET = "nalsm1000"  # the paper's NALSM1000, for every other dataset
 PAPER_BRANCHING = {"paper NALSM1000 MNIST": 1.246}  # reference line of the nalsm branching plot
 PLOTS = ("raster.png", "branching.png", "learning_curves.png")
