@@ -10,6 +10,7 @@ set -u
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-1}  # e.g. CORE=0,1 THREADS=2 for one run on both cores
 NPROC=${NPROC:-1}  # >1: phase 2 over NPROC torchrun processes (features identical), e.g. CORE=0,1 NPROC=2
+BACKEND=${BACKEND:-}  # e.g. BACKEND=event64: the event-driven engine (3-4x faster; see BENCHMARKS.md)
 export OMP_NUM_THREADS=$THREADS NUMBA_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 OUT=runs/nalsm-compare
 mkdir -p "$OUT"
@@ -22,7 +23,7 @@ run() {  # name, args...
   echo "$(date -u +%FT%TZ) start $name: astrosnn nalsm train $*"
   local launch=(astrosnn)
   if [ "$NPROC" -gt 1 ]; then launch=(python -m torch.distributed.run --standalone --nproc-per-node "$NPROC" -m astrosnn); fi
-  /usr/bin/time -v taskset -c "$CORE" "${launch[@]}" nalsm train "$@" --threads "$THREADS" --quiet --out "$OUT/$name" \
+  /usr/bin/time -v taskset -c "$CORE" "${launch[@]}" nalsm train "$@" ${BACKEND:+--backend "$BACKEND"} --threads "$THREADS" --quiet --out "$OUT/$name" \
     >> "$OUT/$name.log" 2>&1
   local rc=$?
   echo "$(date -u +%FT%TZ) end $name rc=$rc $(tail -n 30 "$OUT/$name.log" | grep 'test accuracy')"
