@@ -3,7 +3,7 @@
 # Pinned to core CORE (default 0) with THREADS threads (default 1). Usage: bash benchmarks/nalsm_compare.sh [STAGE...]
 # Stages: digits (seed 0), mnist (10k subset), digits-seeds (seeds 1 and 2), lsm-sweep (digits, lsm |w| sweep),
 # mnist-full and fashion-mnist-full (the paper's protocol: 50k phase-1 samples, train 50k / validation 10k /
-# test 10k; VARIANTS picks which, e.g. CORE=1 VARIANTS=lsm runs a second variant beside the first),
+# test 10k; VARIANTS picks which, e.g. CORE=1 VARIANTS=lsm runs a second variant beside the first; SEEDS="1 2" more seeds),
 # mnist-full-8000 (NALSM8000, the paper's protocol: hours; rerunning the stage resumes an interrupted run).
 # Outputs: runs/nalsm-compare/<name>/ (metrics.json, model, plots) and runs/nalsm-compare/<name>.log
 set -u
@@ -42,10 +42,10 @@ for stage in $STAGES; do
     digits-seeds)
       for s in 1 2; do for v in nalsm lsm lsm-stdp; do run "digits-$v-s$s" --variant "$v" --seed "$s"; done; done ;;
     mnist-full|fashion-mnist-full)
-      for v in ${VARIANTS:-nalsm lsm lsm-stdp}; do
-        run "$stage-$v-s0" --dataset "${stage%-full}" --data-dir "$DATA" --no-download --variant "$v" --seed 0 \
+      for s in ${SEEDS:-0}; do for v in ${VARIANTS:-nalsm lsm lsm-stdp}; do
+        run "$stage-$v-s$s" --dataset "${stage%-full}" --data-dir "$DATA" --no-download --variant "$v" --seed "$s" \
           --save-features
-      done ;;
+      done; done ;;
     mnist-full-8000)  # hours: checkpoints every 4 batches; rerunning the stage resumes
       run "mnist-full-nalsm8000-s0" --dataset mnist --data-dir "$DATA" --no-download --preset nalsm8000 --seed 0 \
         --checkpoint-every 4 ;;
