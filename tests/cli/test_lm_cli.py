@@ -13,34 +13,14 @@ from astrosnn.runinfo import json_sha256
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TEXT = "to be or not to be, that is the question. whether tis nobler in the mind to suffer. " * 20
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny LSTM run on a local text file, shared by the tests below."""
-    root = tmp_path_factory.mktemp("lmcli")
-    text = root / "play.txt"
-    text.write_text(TEXT)
-    out = root / "run"
-    rc = main(["lm", "train", "--corpus", str(text), "--model", "lstm", "--width", "24", "--layers", "1",
-               "--seq-len", "16", "--batch-size", "4", "--steps", "6", "--eval-every", "3", "--out", str(out),
-               "--quiet"])
-    assert rc == 0
-    return root, text, out
 
 
-def one_line_error(capsys, argv, *needles):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("astrosnn: error: ") and "\n" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
-def test_train_writes_metrics_and_checkpoint(run, capsys):
-    _, _, out = run
+def test_train_writes_metrics_and_checkpoint(lm_run, capsys):
+    _, _, out = lm_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["finished"] and metrics["steps"] == 6 and metrics["model"] == "lstm"
     assert metrics["final_validation"]["bits_per_char"] > 0
@@ -50,19 +30,19 @@ def test_train_writes_metrics_and_checkpoint(run, capsys):
     assert metrics["versions"]["torch_threads"] == str(torch.get_num_threads())  # the count it ran with
 
 
-def test_generate_streams_a_reproducible_sample(run, capsys):
-    _, _, out = run
+def test_generate_streams_a_reproducible_sample(lm_run, capsys):
+    _, text, out = lm_run
     argv = ["lm", "generate", "--checkpoint", str(out), "--prompt", "to be", "--max-new-tokens", "25", "--seed", "4"]
     assert main(argv) == 0
     first = capsys.readouterr().out
     assert first.startswith("to be") and len(first.rstrip("\n")) == len("to be") + 25
-    assert set(first) <= set(TEXT) | {"\n"}
+    assert set(first) <= set(text.read_text()) | {"\n"}
     assert main(argv) == 0
     assert capsys.readouterr().out == first
 
 
-def test_resume_extends_a_run(run, tmp_path, capsys):
-    _, _, out = run
+def test_resume_extends_a_run(lm_run, tmp_path, capsys):
+    _, _, out = lm_run
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     assert main(["lm", "train", "--resume", "--out", str(copy), "--steps", "9", "--quiet"]) == 0
@@ -72,8 +52,8 @@ def test_resume_extends_a_run(run, tmp_path, capsys):
     assert metrics["train_loss"][:6] == original["train_loss"]
 
 
-def test_astrosnn_trains_and_generates_from_the_cli(run, tmp_path, capsys):
-    _, text, _ = run
+def test_astrosnn_trains_and_generates_from_the_cli(lm_run, tmp_path, capsys):
+    _, text, _ = lm_run
     out = tmp_path / "astro"
     assert main(["lm", "train", "--corpus", str(text), "--width", "16", "--layers", "1", "--heads", "2",
                  "--seq-len", "16", "--batch-size", "2", "--steps", "3", "--out", str(out), "--quiet"]) == 0
@@ -83,8 +63,8 @@ def test_astrosnn_trains_and_generates_from_the_cli(run, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("the ")
 
 
-def test_model_options_pass_through_set(run, tmp_path, capsys):
-    _, text, _ = run
+def test_model_options_pass_through_set(lm_run, tmp_path, capsys, one_line_error):
+    _, text, _ = lm_run
     out = tmp_path / "ablation"
     assert main(["lm", "train", "--corpus", str(text), "--width", "16", "--layers", "1", "--heads", "2",
                  "--seq-len", "16", "--batch-size", "2", "--steps", "1", "--out", str(out), "--quiet",
@@ -92,32 +72,32 @@ def test_model_options_pass_through_set(run, tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())["model_config"]
     assert config["amsu"]["token_shift"] is False and config["amsu"]["norm"] == "denominator"
     capsys.readouterr()
-    one_line_error(capsys, ["lm", "train", "--corpus", str(text), "--steps", "1", "--out", str(tmp_path / "y"),
+    one_line_error(["lm", "train", "--corpus", str(text), "--steps", "1", "--out", str(tmp_path / "y"),
                             "--set", "colour=red"], "unknown option", "colour")
-    one_line_error(capsys, ["lm", "train", "--corpus", str(text), "--steps", "1", "--set", "colour"], "KEY=VALUE")
+    one_line_error(["lm", "train", "--corpus", str(text), "--steps", "1", "--set", "colour"], "KEY=VALUE")
 
 
-def test_plot_learning_curves(run, tmp_path, capsys):
-    _, _, out = run
+def test_plot_learning_curves(lm_run, tmp_path, capsys):
+    _, _, out = lm_run
     png = tmp_path / "curves.png"
     assert main(["lm", "plot", str(out), str(out), "--out", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_bad_inputs_exit_2_with_one_line(run, tmp_path, capsys):
-    root, text, out = run
-    one_line_error(capsys, ["lm", "train", "--corpus", "nosuchcorpus", "--model", "lstm", "--steps", "1",
+def test_bad_inputs_exit_2_with_one_line(lm_run, tmp_path, capsys, one_line_error):
+    root, text, out = lm_run
+    one_line_error(["lm", "train", "--corpus", "nosuchcorpus", "--model", "lstm", "--steps", "1",
                             "--out", str(tmp_path / "x")], "nosuchcorpus")
-    one_line_error(capsys, ["lm", "train", "--corpus", str(text), "--model", "gru", "--steps", "1"], "unknown model 'gru'")
-    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(out), "--prompt", "to bé?Q"],
+    one_line_error(["lm", "train", "--corpus", str(text), "--model", "gru", "--steps", "1"], "unknown model 'gru'")
+    one_line_error(["lm", "generate", "--checkpoint", str(out), "--prompt", "to bé?Q"],
                    "'?'", "'Q'", "'é'")
-    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(out), "--prompt", ""], "empty")
-    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(tmp_path / "missing"), "--prompt", "to"], "no such folder")
+    one_line_error(["lm", "generate", "--checkpoint", str(out), "--prompt", ""], "empty")
+    one_line_error(["lm", "generate", "--checkpoint", str(tmp_path / "missing"), "--prompt", "to"], "no such folder")
     trunc = tmp_path / "trunc"
     shutil.copytree(out, trunc)
     data = (trunc / "model.safetensors").read_bytes()
     (trunc / "model.safetensors").write_bytes(data[:100])
-    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(trunc), "--prompt", "to"], "model.safetensors")
+    one_line_error(["lm", "generate", "--checkpoint", str(trunc), "--prompt", "to"], "model.safetensors")
     other = tmp_path / "other"
     shutil.copytree(out, other)
     config = json.loads((other / "config.json").read_text())
@@ -125,8 +105,8 @@ def test_bad_inputs_exit_2_with_one_line(run, tmp_path, capsys):
     del config["config_sha256"]
     config["config_sha256"] = json_sha256(config)  # a consistent config.json that does not fit the weights
     (other / "config.json").write_text(json.dumps(config))
-    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(other), "--prompt", "to"], "do not fit a transformer model")
-    one_line_error(capsys, ["lm", "train", "--resume", "--out", str(tmp_path / "nothing")], "cannot resume")
+    one_line_error(["lm", "generate", "--checkpoint", str(other), "--prompt", "to"], "do not fit a transformer model")
+    one_line_error(["lm", "train", "--resume", "--out", str(tmp_path / "nothing")], "cannot resume")
 
 
 def test_real_corpora_load_through_the_cli(shared_data, tmp_path, capsys):

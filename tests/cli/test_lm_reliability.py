@@ -20,28 +20,10 @@ from astrosnn.runinfo import sha256_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TEXT = "to be or not to be, that is the question. whether tis nobler in the mind to suffer. " * 20
-TINY = ["--model", "lstm", "--width", "16", "--layers", "1", "--seq-len", "16", "--batch-size", "4", "--quiet"]
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lmrel")
-    text = root / "play.txt"
-    text.write_text(TEXT)
-    out = root / "run"
-    assert main(["lm", "train", "--corpus", str(text), *TINY, "--steps", "6", "--eval-every", "3",
-                 "--out", str(out)]) == 0
-    return root, text, out
 
 
-def one_line_error(capsys, argv, *needles):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("astrosnn: error: ") and "\n" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -63,9 +45,9 @@ def one_line_error(capsys, argv, *needles):
     (["--set", "dropout=1e999"], "--set dropout"),
     (["--width", "65536", "--layers", "1024"], "above the limit of 2,000,000,000"),
 ])
-def test_train_options_are_bounded(run, tmp_path, capsys, argv, needle):
-    _, text, _ = run
-    one_line_error(capsys, ["lm", "train", "--corpus", str(text), "--model", "lstm", "--steps", "1", *argv,
+def test_train_options_are_bounded(lm_run, tmp_path, capsys, argv, needle, one_line_error):
+    _, text, _ = lm_run
+    one_line_error(["lm", "train", "--corpus", str(text), "--model", "lstm", "--steps", "1", *argv,
                             "--out", str(tmp_path / "x")], needle)
     assert not (tmp_path / "x" / "metrics.json").exists()
 
@@ -78,33 +60,33 @@ def test_train_options_are_bounded(run, tmp_path, capsys, argv, needle):
     (["--seed", "1e30"], "--seed: must be an integer"),
     (["--threads", "0"], "--threads: must be an integer"),
 ])
-def test_generate_options_are_bounded(run, capsys, argv, needle):
-    _, _, out = run
-    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(out), "--prompt", "to", *argv], needle)
+def test_generate_options_are_bounded(lm_run, capsys, argv, needle, one_line_error):
+    _, _, out = lm_run
+    one_line_error(["lm", "generate", "--checkpoint", str(out), "--prompt", "to", *argv], needle)
 
 
-def test_out_that_is_a_file_under_a_file_or_read_only(run, tmp_path, capsys):
-    _, text, _ = run
+def test_out_that_is_a_file_under_a_file_or_read_only(lm_run, tmp_path, capsys, one_line_error, tiny_lm_options):
+    _, text, _ = lm_run
     f = tmp_path / "file"
     f.write_text("x")
-    base = ["lm", "train", "--corpus", str(text), *TINY, "--steps", "1"]
-    one_line_error(capsys, [*base, "--out", str(f)], "exists and is not a folder")
-    one_line_error(capsys, [*base, "--out", str(f / "sub" / "run")], "is a file, not a folder")
+    base = ["lm", "train", "--corpus", str(text), *tiny_lm_options, "--steps", "1"]
+    one_line_error([*base, "--out", str(f)], "exists and is not a folder")
+    one_line_error([*base, "--out", str(f / "sub" / "run")], "is a file, not a folder")
     if os.geteuid() != 0:  # root writes anywhere
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
         try:
-            one_line_error(capsys, [*base, "--out", str(ro)], "not writable")
+            one_line_error([*base, "--out", str(ro)], "not writable")
         finally:
             ro.chmod(0o755)
 
 
-def test_a_busy_folder_is_refused_without_resume_advice(run, tmp_path, capsys):
-    _, text, out = run
+def test_a_busy_folder_is_refused_without_resume_advice(lm_run, tmp_path, capsys, one_line_error, tiny_lm_options):
+    _, text, out = lm_run
     busy = tmp_path / "busy"
     with run_dir(busy):
-        err = one_line_error(capsys, ["lm", "train", "--corpus", str(text), *TINY, "--steps", "1",
+        err = one_line_error(["lm", "train", "--corpus", str(text), *tiny_lm_options, "--steps", "1",
                                       "--out", str(busy)], f"is in use by process {os.getpid()}")
         assert "--resume" not in err
         with pytest.raises(RunDirBusy):
@@ -135,19 +117,19 @@ def test_a_lock_held_by_another_live_process(tmp_path):
         pass
 
 
-def test_files_honour_the_umask(run, tmp_path):
-    _, text, _ = run
+def test_files_honour_the_umask(lm_run, tmp_path, tiny_lm_options):
+    _, text, _ = lm_run
     old = os.umask(0o022)
     try:
-        assert main(["lm", "train", "--corpus", str(text), *TINY, "--steps", "1", "--out", str(tmp_path / "u")]) == 0
+        assert main(["lm", "train", "--corpus", str(text), *tiny_lm_options, "--steps", "1", "--out", str(tmp_path / "u")]) == 0
     finally:
         os.umask(old)
     for name in ("metrics.json", "config.json", "model.safetensors"):
         assert stat.S_IMODE((tmp_path / "u" / name).stat().st_mode) == 0o644, name
 
 
-def test_resume_refuses_changed_options_from_the_cli(run, tmp_path, capsys):
-    root, text, out = run
+def test_resume_refuses_changed_options_from_the_cli(lm_run, tmp_path, capsys, one_line_error):
+    root, text, out = lm_run
     import shutil
 
     copy = tmp_path / "copy"
@@ -155,10 +137,10 @@ def test_resume_refuses_changed_options_from_the_cli(run, tmp_path, capsys):
     for argv, key in [(["--lr", "0.1"], "lr"), (["--seq-len", "8"], "seq_len"), (["--batch-size", "2"], "batch_size"),
                       (["--seed", "5"], "seed"), (["--width", "32"], "width"), (["--model", "transformer"], "model"),
                       (["--set", "dropout=0.2"], "model_options.dropout"), (["--corpus", "default"], "corpus")]:
-        err = one_line_error(capsys, ["lm", "train", "--resume", "--out", str(copy), *argv, "--quiet"],
+        err = one_line_error(["lm", "train", "--resume", "--out", str(copy), *argv, "--quiet"],
                              "cannot resume", f"train_config.{key}")
         assert "Traceback" not in err
-    one_line_error(capsys, ["lm", "train", "--resume", "--out", str(copy), "--steps", "5", "--quiet"],
+    one_line_error(["lm", "train", "--resume", "--out", str(copy), "--steps", "5", "--quiet"],
                    "has done 6 steps, more than steps=5")
     # the same options, given again, are fine; the run's real length is recorded
     assert main(["lm", "train", "--resume", "--out", str(copy), "--lr", str(json.loads(
@@ -166,8 +148,8 @@ def test_resume_refuses_changed_options_from_the_cli(run, tmp_path, capsys):
     assert json.loads((copy / "metrics.json").read_text())["steps"] == 8
 
 
-def test_nan_logits_in_sampling_are_one_line(run, tmp_path, capsys):
-    _, _, out = run
+def test_nan_logits_in_sampling_are_one_line(lm_run, tmp_path, capsys, one_line_error):
+    _, _, out = lm_run
     import shutil
 
     bad = tmp_path / "bad"
@@ -186,4 +168,4 @@ def test_nan_logits_in_sampling_are_one_line(run, tmp_path, capsys):
     config["config_sha256"] = json_sha256(config)
     (bad / "config.json").write_text(json.dumps(config))
     load_checkpoint(bad)
-    one_line_error(capsys, ["lm", "generate", "--checkpoint", str(bad), "--prompt", "to"], "NaN or infinite logits")
+    one_line_error(["lm", "generate", "--checkpoint", str(bad), "--prompt", "to"], "NaN or infinite logits")

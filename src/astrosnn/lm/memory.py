@@ -130,6 +130,18 @@ class MemoryRule(Protocol):
                  gates: Tensor | None = None) -> MemoryOut: ...  # fmt: skip
 
 
+def _decayed_write_step(q: Tensor, k: Tensor, v: Tensor, memory: Tensor, key_sum: Tensor | None,
+                        decay: Tensor) -> MemoryOut:  # fmt: skip
+    """One token of ``H = decay H + v k^T`` (and ``z = decay z + k``); ``decay`` broadcasts as ``(B | 1, h, 1)``."""
+    memory = decay.unsqueeze(-1) * memory + v.unsqueeze(-1) * k.unsqueeze(-2)
+    y = (memory @ q.unsqueeze(-1)).squeeze(-1)
+    den = None
+    if key_sum is not None:
+        key_sum = decay * key_sum + k
+        den = (q * key_sum).sum(-1)
+    return y, den, memory, key_sum
+
+
 class HebbianMemory:
     """``H_t = lambda H_{t-1} + v_t k_t^T``: the decaying outer-product write of linear attention."""
 
@@ -139,15 +151,7 @@ class HebbianMemory:
 
     def step(self, q: Tensor, k: Tensor, v: Tensor, memory: Tensor, key_sum: Tensor | None,
              log_lambda: Tensor, gates: Tensor | None = None) -> MemoryOut:  # fmt: skip
-        h = log_lambda.shape[0]
-        lam = log_lambda.exp().view(1, h, 1)
-        memory = lam.unsqueeze(-1) * memory + v.unsqueeze(-1) * k.unsqueeze(-2)
-        y = (memory @ q.unsqueeze(-1)).squeeze(-1)
-        den = None
-        if key_sum is not None:
-            key_sum = lam * key_sum + k
-            den = (q * key_sum).sum(-1)
-        return y, den, memory, key_sum
+        return _decayed_write_step(q, k, v, memory, key_sum, log_lambda.exp().view(1, -1, 1))
 
     def sequence(self, q: Tensor, k: Tensor, v: Tensor, memory: Tensor, key_sum: Tensor | None,
                  log_lambda: Tensor, chunk_size: int, gates: Tensor | None = None) -> MemoryOut:  # fmt: skip
@@ -175,13 +179,7 @@ class GatedMemory:
     def step(self, q: Tensor, k: Tensor, v: Tensor, memory: Tensor, key_sum: Tensor | None,
              log_lambda: Tensor, gates: Tensor | None = None) -> MemoryOut:  # fmt: skip
         alpha = _log_alpha(log_lambda, gates[..., 0]).exp().unsqueeze(-1)  # (B, h, 1)
-        memory = alpha.unsqueeze(-1) * memory + v.unsqueeze(-1) * k.unsqueeze(-2)
-        y = (memory @ q.unsqueeze(-1)).squeeze(-1)
-        den = None
-        if key_sum is not None:
-            key_sum = alpha * key_sum + k
-            den = (q * key_sum).sum(-1)
-        return y, den, memory, key_sum
+        return _decayed_write_step(q, k, v, memory, key_sum, alpha)
 
     def sequence(self, q: Tensor, k: Tensor, v: Tensor, memory: Tensor, key_sum: Tensor | None,
                  log_lambda: Tensor, chunk_size: int, gates: Tensor | None = None) -> MemoryOut:  # fmt: skip

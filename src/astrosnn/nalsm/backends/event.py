@@ -47,8 +47,7 @@ from astrosnn.core.lif import synaptic_response_table
 from astrosnn.errors import AstrosnnError
 from astrosnn.nalsm.backends.astrocyte_numba import astrocyte_ms
 from astrosnn.nalsm.backends.fast import (
-    _from_slots,
-    _to_slots,
+    BatchBuffers,
     dynamics,
     sequence_in_blocks,
     slot_layout,
@@ -323,22 +322,15 @@ class EventBackend:
     def run_batch(self, network: Network, input_spikes: torch.Tensor, plasticity: PlasticityConfig,
                   weights: torch.Tensor, record: bool, traces: torch.Tensor | None) -> SimulationResult:
         lay, arrays = self._arrays(network, plasticity)
-        batch, steps, _ = input_spikes.shape
-        m, n = network.n_neurons, network.n_liquid
-        w = _to_slots(lay, weights.numpy())
-        x = np.zeros((batch, m), np.float32) if traces is None else np.array(traces.numpy(), np.float32, order="C")
-        counts = np.zeros((batch, n), np.float32)
-        astro = np.zeros((batch, steps), np.float32)
-        raster = np.zeros((batch, steps, m) if record else (batch, 1, 1), np.bool_)
-        inputs = np.ascontiguousarray(input_spikes.numpy())
+        buf = BatchBuffers.allocate(lay, network, input_spikes, weights, record, traces)
+        n = network.n_liquid
         # liquid neurons may always fire; an input neuron only with an input event (or a trace to start from)
-        live = np.ones((batch, m), np.bool_)
-        live[:, n:] = inputs.any(axis=1) | (x[:, n:] != 0)
-        if batch:
-            _batch_event(*arrays, w, inputs, x, counts, astro, raster, record, live, dynamics(plasticity))
-        return SimulationResult(spikes=torch.from_numpy(raster) if record else None,
-                                counts=torch.from_numpy(counts), weights=torch.from_numpy(_from_slots(lay, w)),
-                                astro=torch.from_numpy(astro), traces=torch.from_numpy(x))
+        live = np.ones(buf.x.shape, np.bool_)
+        live[:, n:] = buf.inputs.any(axis=1) | (buf.x[:, n:] != 0)
+        if buf.inputs.shape[0]:  # a batch of samples
+            _batch_event(*arrays, buf.w, buf.inputs, buf.x, buf.counts, buf.astro, buf.raster, record, live,
+                         dynamics(plasticity))
+        return buf.result(lay, record)
 
     def run_sequence(self, network: Network, samples: Iterable[torch.Tensor], plasticity: PlasticityConfig,
                      weights: torch.Tensor, traces: torch.Tensor | None = None,

@@ -221,24 +221,43 @@ def _from_slots(layout: SlotLayout, w: np.ndarray) -> np.ndarray:
     return out
 
 
+class BatchBuffers(NamedTuple):
+    """The numba kernels' in/out arrays for one `run_batch` (weights in slot order, float32 traces)."""
+
+    w: np.ndarray  # (batch, synapses), slot order
+    inputs: np.ndarray  # (batch, steps, n_input) input spikes, C order
+    x: np.ndarray  # (batch, neurons) STDP traces: zeros, or the given ones
+    counts: np.ndarray  # (batch, n_liquid)
+    astro: np.ndarray  # (batch, steps) astrocyte trace
+    raster: np.ndarray  # (batch, steps, neurons) when recording, else a (batch, 1, 1) placeholder
+
+    @classmethod
+    def allocate(cls, layout: SlotLayout, network: Network, input_spikes: torch.Tensor, weights: torch.Tensor,
+                 record: bool, traces: torch.Tensor | None) -> BatchBuffers:  # fmt: skip
+        batch, steps, _ = input_spikes.shape
+        m, n = network.n_neurons, network.n_liquid
+        x = np.zeros((batch, m), np.float32) if traces is None else np.array(traces.numpy(), np.float32, order="C")
+        return cls(_to_slots(layout, weights.numpy()), np.ascontiguousarray(input_spikes.numpy()), x,
+                   np.zeros((batch, n), np.float32), np.zeros((batch, steps), np.float32),
+                   np.zeros((batch, steps, m) if record else (batch, 1, 1), np.bool_))  # fmt: skip
+
+    def result(self, layout: SlotLayout, record: bool) -> SimulationResult:
+        return SimulationResult(spikes=torch.from_numpy(self.raster) if record else None,
+                                counts=torch.from_numpy(self.counts),
+                                weights=torch.from_numpy(_from_slots(layout, self.w)),
+                                astro=torch.from_numpy(self.astro), traces=torch.from_numpy(self.x))  # fmt: skip
+
+
 class FastBackend:
     """`astrosnn.nalsm.backends.Backend` compiled with numba."""
 
     def run_batch(self, network: Network, input_spikes: torch.Tensor, plasticity: PlasticityConfig,
                   weights: torch.Tensor, record: bool, traces: torch.Tensor | None) -> SimulationResult:
         layout, arrays = _network_arrays(network, plasticity)
-        batch, steps, _ = input_spikes.shape
-        m, n = network.n_neurons, network.n_liquid
-        w = _to_slots(layout, weights.numpy())
-        x = np.zeros((batch, m), np.float32) if traces is None else np.array(traces.numpy(), np.float32, order="C")
-        counts = np.zeros((batch, n), np.float32)
-        astro = np.zeros((batch, steps), np.float32)
-        raster = np.zeros((batch, steps, m) if record else (batch, 1, 1), np.bool_)
-        inputs = np.ascontiguousarray(input_spikes.numpy())
-        _batch_numba(*arrays, w, inputs, x, counts, astro, raster, record, dynamics(plasticity))
-        return SimulationResult(spikes=torch.from_numpy(raster) if record else None,
-                                counts=torch.from_numpy(counts), weights=torch.from_numpy(_from_slots(layout, w)),
-                                astro=torch.from_numpy(astro), traces=torch.from_numpy(x))
+        buf = BatchBuffers.allocate(layout, network, input_spikes, weights, record, traces)
+        _batch_numba(*arrays, buf.w, buf.inputs, buf.x, buf.counts, buf.astro, buf.raster, record,
+                     dynamics(plasticity))
+        return buf.result(layout, record)
 
     def run_sequence(self, network: Network, samples: Iterable[torch.Tensor], plasticity: PlasticityConfig,
                      weights: torch.Tensor, traces: torch.Tensor | None = None,
