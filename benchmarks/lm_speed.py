@@ -10,6 +10,10 @@ over rounds of wall-clock tokens/s (and of process CPU tokens/s, steadier on a s
     python benchmarks/lm_speed.py --width 512 --threads 2 --markdown   # AstroSNN at width 512, others matched
     python benchmarks/lm_speed.py --device cuda --threads 1 --steps 3  # on a GPU (synchronised timing)
     python benchmarks/lm_speed.py --models astrosnn lstm --threads 1 --steps 3   # quick look
+    python benchmarks/lm_speed.py --models astrosnn astrosnn:layers=2 lstm --threads 1   # other shapes, same size
+
+A model is ``kind`` or ``kind:key=value[:key=value]`` (options for ``build_model``; ``layers`` replaces the
+kind's default depth below, and the width is then chosen for the same parameter count).
 """
 
 from __future__ import annotations
@@ -31,10 +35,25 @@ from astrosnn.runinfo import seed_everything, versions
 LAYERS = {"lstm": 2, "transformer": 4, "lif-snn": 4, "astrosnn": 4}
 
 
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``kind[:key=value...]`` -> (kind, options); values are ints, floats or strings."""
+    kind, *items = spec.split(":")
+    options = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        for cast in (int, float, str):
+            try:
+                options[key] = cast(text)
+                break
+            except ValueError:
+                continue
+    return kind, options
+
+
 def make_model(kind: str, vocab: int, params: int, seq_len: int, options: dict, width: int | None = None):
     opts = {"layers": LAYERS[kind], "seq_len": seq_len, **options}
     if kind != "lstm":
-        opts["heads"] = 4
+        opts.setdefault("heads", 4)
     if width is None:
         width = width_for_parameters(kind, vocab, params, **opts)
     return build_model(kind, vocab, width=width, **opts), width
@@ -117,8 +136,8 @@ def main() -> int:
     for threads in args.threads:
         torch.set_num_threads(threads)
         runs = {}
-        for kind in args.models:
-            options = {}
+        for spec in args.models:
+            kind, options = parse_spec(spec)
             if args.chunk_size and kind in ("astrosnn", "lif-snn"):
                 options["chunk_size"] = args.chunk_size
             fixed = args.width if kind in ("astrosnn", "lif-snn", "linear-attention") else None
@@ -127,7 +146,7 @@ def main() -> int:
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
             ids = torch.randint(0, vocab, (args.batch, (args.steps + 1) * args.seq_len + 1), device=args.device)
             _, _, state = timed_steps(model, opt, ids, 1, args.seq_len, None)  # warm-up (numba load)
-            runs[kind] = dict(model=model, opt=opt, ids=ids, state=state, width=width, wall=[], cpu=[])
+            runs[spec] = dict(model=model, opt=opt, ids=ids, state=state, width=width, wall=[], cpu=[])
         for _ in range(args.repeats):
             for r in runs.values():
                 wall, cpu, r["state"] = timed_steps(
