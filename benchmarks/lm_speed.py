@@ -83,6 +83,21 @@ def timed_steps(model, opt, ids: torch.Tensor, steps: int, seq_len: int, state):
     return time.perf_counter() - wall, time.process_time() - cpu, state
 
 
+def gemm_floor_ms(model, rows: int, repeats: int = 5) -> float:
+    """Time of the dense products a training step cannot avoid: for every 2-D weight W (out x in) except the
+    embedding, ``X W^T`` forward and the two backward products ``G W`` and ``G^T X``, as single GEMMs over all
+    ``rows = batch x seq_len`` tokens (a lower bound: the model's own step does at least these FLOPs)."""
+    shapes = [tuple(p.shape) for name, p in model.named_parameters() if p.ndim == 2 and "embed" not in name]
+    tensors = [(torch.randn(rows, i), torch.randn(o, i), torch.randn(rows, o)) for o, i in shapes]
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for x, w, g in tensors:
+            x @ w.t(), g @ w, g.t() @ x
+        best = min(best, time.perf_counter() - t0)
+    return 1e3 * best
+
+
 def time_scan(args: argparse.Namespace) -> int:
     """Forward and backward of the fused scan alone, per thread count (median of 10 calls)."""
     B, T, N = args.batch, args.seq_len, 512
@@ -156,6 +171,7 @@ def main() -> int:
                 r["wall"].append(tokens / wall)
                 r["cpu"].append(tokens / cpu)
         for kind, r in runs.items():
+            step_ms = 1e3 * args.batch * args.seq_len / statistics.median(r["wall"])
             row = {
                 "model": kind,
                 "threads": threads,
@@ -164,17 +180,20 @@ def main() -> int:
                 "tokens_per_s_wall": round(statistics.median(r["wall"])),
                 "tokens_per_s_cpu": round(statistics.median(r["cpu"])),
                 "wall_rounds": [round(v) for v in r["wall"]],
+                "step_ms": round(step_ms, 1),
+                "gemm_floor_ms": round(gemm_floor_ms(r["model"], args.batch * args.seq_len), 1),
             }
             results.append(row)
             print(json.dumps(row), flush=True)
     print(json.dumps({"config": vars(args), "versions": versions()}))
     if args.markdown:
-        print("\n| model | threads | width | parameters | tokens/s (wall) | tokens/s per CPU-second |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("\n| model | threads | width | parameters | tokens/s (wall) | tokens/s per CPU-second | step ms | "
+              "GEMM floor ms |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in results:
             print(
                 f"| {r['model']} | {r['threads']} | {r['width']} | {r['parameters']:,} | "
-                f"{r['tokens_per_s_wall']:,} | {r['tokens_per_s_cpu']:,} |"
+                f"{r['tokens_per_s_wall']:,} | {r['tokens_per_s_cpu']:,} | {r['step_ms']} | {r['gemm_floor_ms']} |"
             )
     return 0
 
