@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-1}  # e.g. CORE=0,1 THREADS=2 for one run on both cores
 NPROC=${NPROC:-1}  # >1: phase 2 over NPROC torchrun processes (features identical), e.g. CORE=0,1 NPROC=2
 BACKEND=${BACKEND:-}  # e.g. BACKEND=event64: the event-driven engine (3-4x faster; see BENCHMARKS.md)
+TRACES=${TRACES:-}  # TRACES=carry: the authors' phase-2 traces (carried across batches); runs named *-carry
 export OMP_NUM_THREADS=$THREADS NUMBA_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 OUT=runs/nalsm-compare
 mkdir -p "$OUT"
@@ -43,8 +44,8 @@ for stage in $STAGES; do
       for s in 1 2; do for v in nalsm lsm lsm-stdp; do run "digits-$v-s$s" --variant "$v" --seed "$s"; done; done ;;
     mnist-full|fashion-mnist-full)
       for s in ${SEEDS:-0}; do for v in ${VARIANTS:-nalsm lsm lsm-stdp}; do
-        run "$stage-$v-s$s" --dataset "${stage%-full}" --data-dir "$DATA" --no-download --variant "$v" --seed "$s" \
-          --save-features
+        run "$stage-$v-s$s${TRACES:+-$TRACES}" --dataset "${stage%-full}" --data-dir "$DATA" --no-download \
+          --variant "$v" --seed "$s" --save-features ${TRACES:+--phase2-traces "$TRACES"}
       done; done ;;
     mnist-full-8000)  # hours: checkpoints every 4 batches; rerunning the stage resumes
       run "mnist-full-nalsm8000-s0" --dataset mnist --data-dir "$DATA" --no-download --preset nalsm8000 --seed 0 \
