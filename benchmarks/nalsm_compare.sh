@@ -4,7 +4,7 @@
 # Stages: digits (seed 0), mnist (10k subset), digits-seeds (seeds 1 and 2), lsm-sweep (digits, lsm |w| sweep),
 # mnist-full and fashion-mnist-full (the paper's protocol: 50k phase-1 samples, train 50k / validation 10k /
 # test 10k; VARIANTS picks which, e.g. CORE=1 VARIANTS=lsm runs a second variant beside the first; SEEDS="1 2" more seeds),
-# mnist-full-8000 (NALSM8000, the paper's protocol: hours; rerunning the stage resumes an interrupted run).
+# nmnist (the N-MNIST subset in DATA, all variants), mnist-full-8000 (NALSM8000, the paper's protocol: hours; rerunning the stage resumes an interrupted run).
 # Outputs: runs/nalsm-compare/<name>/ (metrics.json, model, plots) and runs/nalsm-compare/<name>.log
 set -u
 cd "$(dirname "$0")/.."
@@ -46,6 +46,10 @@ for stage in $STAGES; do
       for s in ${SEEDS:-0}; do for v in ${VARIANTS:-nalsm lsm lsm-stdp}; do
         run "$stage-$v-s$s${TRACES:+-$TRACES}" --dataset "${stage%-full}" --data-dir "$DATA" --no-download \
           --variant "$v" --seed "$s" --save-features ${TRACES:+--phase2-traces "$TRACES"}
+      done; done ;;
+    nmnist)  # the N-MNIST subset present (1,000 train / 100 test files: train 833, validation 167, test 100)
+      for s in ${SEEDS:-0}; do for v in ${VARIANTS:-nalsm lsm lsm-stdp}; do
+        run "nmnist-$v-s$s" --dataset nmnist --data-dir "$DATA" --no-download --variant "$v" --seed "$s" --save-features
       done; done ;;
     mnist-full-8000)  # hours: checkpoints every 4 batches; rerunning the stage resumes
       run "mnist-full-nalsm8000-s0" --dataset mnist --data-dir "$DATA" --no-download --preset nalsm8000 --seed 0 \
