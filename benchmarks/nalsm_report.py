@@ -1,6 +1,9 @@
-"""Markdown tables from runs/nalsm-compare/*/metrics.json (used for results/nalsm.md).
+"""Markdown tables from NALSM runs' metrics.json (used for results/nalsm.md and RESULTS.md).
 
-Usage: python benchmarks/nalsm_report.py [RUNS_DIR]"""
+Usage: python benchmarks/nalsm_report.py [RUNS_DIR | METRICS_DIR ...]
+A RUNS_DIR holds run folders (*/metrics.json, e.g. runs/nalsm-compare); a METRICS_DIR holds copies named
+<run>.metrics.json (results/nalsm_runs). The summary groups the runs named <dataset>[-full]-<variant>-s<seed>
+[-carry] by dataset, variant, liquid size and phase-2 traces."""
 
 from __future__ import annotations
 
@@ -32,11 +35,12 @@ def sd(xs: list[float]) -> float:
 
 
 def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/nalsm-compare")
     rows = []
-    for path in sorted(root.glob("*/metrics.json")):
-        m = json.loads(path.read_text())
-        rows.append((path.parent.name, m))
+    for root in map(Path, sys.argv[1:] or ["runs/nalsm-compare"]):
+        for path in sorted(root.glob("*/metrics.json")):
+            rows.append((path.parent.name, json.loads(path.read_text())))
+        for path in sorted(root.glob("*.metrics.json")):
+            rows.append((path.name.removesuffix(".metrics.json"), json.loads(path.read_text())))
     print("| run | dataset | variant | train/val/test | phase-1 | test acc | val acc | best epoch | BF | rate (Hz) "
           "| SP / AP | phase 1 (s) | phase 2 (s) | readout (s) | total (s) | phase-2 samples/s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -50,18 +54,19 @@ def main() -> None:
               f"| {fmt(m['branching_factor'], '.3f')} | {fmt(m['mean_firing_rate_hz'], '.1f')} | {sp_ap} "
               f"| {w['phase1']:.1f} | {p2:.1f} | {w['readout']:.1f} | {w['total']:.1f} "
               f"| {fmt(m['samples_per_s']['phase2'], '.1f')} |")
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple, list[dict]] = {}
     for name, m in rows:
-        if not re.fullmatch(r"(digits|mnist|fashion-mnist|nmnist)-(nalsm|lsm|lsm-stdp)-s\d+", name):
+        if not re.fullmatch(r"(digits|mnist|fashion-mnist|nmnist)(-full)?-(nalsm|lsm|lsm-stdp)(\d+)?-s\d+(-carry)?", name):
             continue  # sweeps and ablations stay out of the per-variant summary
-        groups.setdefault((m["dataset"], m["variant"]), []).append(m)
-    print("\n| dataset | variant | seeds | test acc (mean ± sd) | BF (mean ± sd) |")
-    print("|---|---|---|---|---|")
-    for (ds, var), ms in sorted(groups.items()):
+        key = (m["dataset"], m["variant"], m["network"]["n_liquid"], m.get("phase2_traces", "reset"))
+        groups.setdefault(key, []).append(m)
+    print("\n| dataset | variant | neurons | phase-2 traces | seeds | test acc (mean ± sd) | BF (mean ± sd) |")
+    print("|---|---|---|---|---|---|---|")
+    for (ds, var, n, traces), ms in sorted(groups.items()):
         acc = [m["test_accuracy"] for m in ms]
         bf = [m["branching_factor"] for m in ms]
-        print(f"| {ds} | {var} | {','.join(str(m['seed']) for m in ms)} | {statistics.mean(acc):.4f} ± {sd(acc):.4f} "
-              f"| {statistics.mean(bf):.3f} ± {sd(bf):.3f} |")
+        print(f"| {ds} | {var} | {n} | {traces} | {','.join(str(m['seed']) for m in ms)} "
+              f"| {statistics.mean(acc):.4f} ± {sd(acc):.4f} | {statistics.mean(bf):.3f} ± {sd(bf):.3f} |")
 
 
 if __name__ == "__main__":

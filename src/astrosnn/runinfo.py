@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -44,7 +45,26 @@ def versions() -> dict[str, str]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": str(os.cpu_count()),
         "torch_threads": str(torch.get_num_threads()),
+        **_source_commit(),
     }
+
+
+@functools.cache
+def _source_commit() -> dict[str, str]:
+    """``{"git_commit": sha[+dirty]}`` when astrosnn runs from a git checkout (an editable install), else {}."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        top, sha = subprocess.run(["git", "-C", str(here), "rev-parse", "--show-toplevel", "HEAD"],
+                                  capture_output=True, text=True, timeout=10, check=True).stdout.split()
+        if Path(top).resolve() / "src" / "astrosnn" != here:  # e.g. an install inside some other repository
+            return {}
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "."],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git_commit": sha + ("+dirty" if dirty else "")} if sha else {}
 
 
 _UMASK_LOCK = threading.Lock()

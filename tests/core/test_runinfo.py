@@ -1,8 +1,12 @@
 import json
+import re
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 
+import astrosnn
 from astrosnn.errors import AstrosnnError
 from astrosnn.runinfo import atomic_write_json, load_json, load_tensors, save_tensors, versions
 
@@ -63,3 +67,15 @@ def test_unreadable_json_is_one_line(tmp_path):
     (tmp_path / "big.json").write_text("1" * 5000)  # beyond Python's int-from-text limit
     with pytest.raises(AstrosnnError, match="big.json"):
         load_json(tmp_path / "big.json")
+
+
+def test_git_commit_recorded_from_a_checkout():
+    src = Path(astrosnn.__file__).resolve().parent
+    try:
+        top = subprocess.run(["git", "-C", str(src), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    if Path(top).resolve() / "src" / "astrosnn" != src:
+        pytest.skip("astrosnn is installed, not run from its checkout")
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", versions()["git_commit"])
