@@ -43,7 +43,7 @@ def _cells(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def build_spec(argv: list[str] | None = None) -> tuple[GridSpec, str, bool]:
+def build_spec(argv: list[str] | None = None) -> tuple[GridSpec, str, bool, bool]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default="mqar,delayed,selective", help="comma list of mqar, delayed, selective")
     p.add_argument("--models", default=DEFAULT_MODELS)
@@ -64,6 +64,8 @@ def build_spec(argv: list[str] | None = None) -> tuple[GridSpec, str, bool]:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (batches are made on the CPU)")
     p.add_argument("--out", default="runs/tasks")
     p.add_argument("--no-resume", action="store_true", help="run everything again")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: table and curves of the finished runs of this grid (missing ones listed)")
     p.add_argument("--quick", action="store_true",
                    help="smoke preset: mqar 64x4 + delay 16 + selective 32, 4 small models, 40 steps")
     a = p.parse_args(argv)
@@ -79,13 +81,13 @@ def build_spec(argv: list[str] | None = None) -> tuple[GridSpec, str, bool]:
         delays=_ints(a.delays), selective_lengths=_ints(a.selective_lengths), test_examples=a.test_examples,
         eval_every=a.eval_every, threads=a.threads, device=a.device,
     )  # fmt: skip
-    return spec, a.out, not a.no_resume
+    return spec, a.out, not a.no_resume, not a.report_only
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        spec, out, resume = build_spec(argv)
-        run_task_grid(spec, out, resume=resume, log=lambda s: print(s, flush=True))
+        spec, out, resume, train = build_spec(argv)
+        run_task_grid(spec, out, resume=resume, log=lambda s: print(s, flush=True), train=train)
     except (AstrosnnError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

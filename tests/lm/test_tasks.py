@@ -187,6 +187,13 @@ def test_micro_grid_writes_results_table_and_curves_and_resume_skips(tmp_path, m
     assert [f.stat().st_mtime_ns for f in files] == mtimes
     run_task_grid(_micro_spec(steps=2, lrs=(1e-3,)), tmp_path, log=lambda s: None, plots=False)
     assert len(calls) == 2  # other settings: new runs
+    calls.clear()
+    notes = []
+    grid = _micro_spec(steps=2, lrs=(1e-3,), models=("lstm", "transformer", "lif-snn"))  # lif-snn never ran
+    reported = run_task_grid(grid, tmp_path, log=notes.append, plots=False, train=False)
+    assert calls == [] and len(reported) == 2  # report only: the finished runs, nothing trained
+    assert [n for n in notes if n.startswith("missing: ")] == ["missing: mqar-16x2-lif-snn-w16-lr0.001-s0.json"]
+    assert "| lstm |" in (tmp_path / "table.md").read_text() and "lif-snn" not in (tmp_path / "table.md").read_text()
 
 
 def test_sweep_picks_the_best_lr_and_reuses_it_on_the_other_cells(tmp_path, monkeypatch):
@@ -235,5 +242,6 @@ def test_the_command_line_reports_a_bad_model_in_one_line(tmp_path, capsys):
     assert cli.main(["--models", "lstm,bogus", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown model 'bogus'") and "\n" not in err
-    grid, out, resume = cli.build_spec(["--quick", "--out", str(tmp_path)])
-    assert grid.steps == 40 and grid.mqar_cells == ((64, 4),) and resume
+    grid, out, resume, train = cli.build_spec(["--quick", "--out", str(tmp_path)])
+    assert grid.steps == 40 and grid.mqar_cells == ((64, 4),) and resume and train
+    assert cli.build_spec(["--report-only"])[3] is False

@@ -294,8 +294,10 @@ def train_one(spec: GridSpec, cell: Cell, model_choice: ModelChoice, width: int,
 
 
 def run_task_grid(spec: GridSpec, out_dir: str | Path, resume: bool = True, log: Callable[[str], None] = print,
-                  plots: bool = True) -> list[dict[str, Any]]:  # fmt: skip
-    """Run (or, with `resume`, finish) the grid; write results, ``table.md`` and curves; return the results."""
+                  plots: bool = True, train: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    """Run (or, with `resume`, finish) the grid; write results, ``table.md`` and curves; return the results.
+
+    ``train=False`` only reports: the table and curves of the grid's finished runs, missing ones listed."""
     out = Path(out_dir)
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -303,16 +305,20 @@ def run_task_grid(spec: GridSpec, out_dir: str | Path, resume: bool = True, log:
         torch.set_num_threads(spec.threads)
     models = parse_models(spec.models, log=log)
     cells = plan_cells(spec)
-    atomic_write_json(out / "grid.json", {"spec": dataclasses.asdict(spec), "models": [m.label for m in models],
-                                           "versions": versions()})  # fmt: skip
+    if train:
+        atomic_write_json(out / "grid.json", {"spec": dataclasses.asdict(spec), "models": [m.label for m in models],
+                                               "versions": versions()})  # fmt: skip
     results: list[dict[str, Any]] = []
 
-    def one(cell: Cell, m: ModelChoice, width: int, lr: float, seed: int, sweep: bool) -> dict[str, Any]:
+    def one(cell: Cell, m: ModelChoice, width: int, lr: float, seed: int, sweep: bool) -> dict[str, Any] | None:
         settings = _settings(spec, cell, m, width, lr, seed)
         path = runs_dir / f"{_run_id(cell, m, width, lr, seed)}.json"
-        done = _read_done(path, settings) if resume else None
+        done = _read_done(path, settings) if resume or not train else None
         if done is not None:
             log(f"skip (done): {path.name}")
+        elif not train:
+            log(f"missing: {path.name}")
+            return None
         else:
             log(f"run: {path.name}")
             r = train_one(spec, cell, m, width, lr, seed, log=log)
@@ -329,9 +335,11 @@ def run_task_grid(spec: GridSpec, out_dir: str | Path, resume: bool = True, log:
                 lr = spec.lrs[0]
                 if len(spec.lrs) > 1:  # sweep on the smallest cell, first seed; reuse the best
                     swept = [one(task_cells[0], m, width, x, spec.seeds[0], True) for x in spec.lrs]
-                    best = max(swept, key=lambda r: (r["accuracy"], -r["test_loss"]))
-                    lr = best["settings"]["lr"]
-                    log(f"best lr for {task} {m.label} width {width}: {lr:g}")
+                    swept = [r for r in swept if r is not None]
+                    if swept:
+                        best = max(swept, key=lambda r: (r["accuracy"], -r["test_loss"]))
+                        lr = best["settings"]["lr"]
+                        log(f"best lr for {task} {m.label} width {width}: {lr:g}")
                 for i, cell in enumerate(task_cells):
                     for seed in spec.seeds:
                         if len(spec.lrs) > 1 and i == 0 and seed == spec.seeds[0]:
