@@ -95,6 +95,20 @@ def test_fit_predict_save_load_identical(digits, tmp_path):
     np.testing.assert_array_equal(loaded.predict(va.images), pred)
 
 
+def test_time_binned_features_sum_to_the_counts(digits):
+    tr, va = digits
+    model = NALSM.from_preset("nalsm-digits", **QUICK)
+    model.initialize(tr.images)
+    counts = model.transform(va.images[:30])
+    binned = model.transform_binned(va.images[:30], 5)
+    assert binned.shape == (30, 5 * 64) and binned.dtype == np.float32
+    np.testing.assert_array_equal(binned.reshape(30, 5, 64).sum(axis=1), counts)
+    assert (binned.reshape(30, 5, 64).sum(axis=(0, 2)) > 0).sum() >= 2  # activity spread over several windows
+    for bad in (0, 251, 2.5, True):
+        with pytest.raises(AstrosnnError, match="bins must be an integer"):
+            model.transform_binned(va.images[:2], bad)
+
+
 def test_lsm_has_fixed_weights_of_one_magnitude(digits):
     tr, _ = digits
     model = NALSM.from_preset("lsm1000", n_inputs=64, **QUICK, liquid__lsm_weight=0.7)

@@ -322,6 +322,23 @@ class NALSM:
         self.timings["last_transform_s"] = time.perf_counter() - t0
         return np.concatenate(parts) if parts else np.zeros((0, self.network.n_liquid), np.float32)
 
+    def transform_binned(self, X: Any, bins: int, *, salt: str = "transform", desc: str = "phase 2") -> np.ndarray:
+        """Liquid features per time window: each liquid neuron's spike count in `bins` equal windows of the
+        `phase2_ms` presentation, float32 (samples, bins * neurons), window-major. The same simulation as
+        `transform` (same `salt`): summed over the windows they are its counts. Records rasters batch by batch
+        (batch x phase2_ms x neurons booleans in memory at a time)."""
+        steps = self.config.protocol.phase2_ms
+        if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= steps:
+            raise AstrosnnError(f"bins must be an integer in [1, {steps}] (phase2_ms), got {bins!r}")
+        n = self.network.n_liquid
+        edges = np.linspace(0, steps, bins + 1).round().astype(int)
+        parts = []
+        for r in self.simulate(X, record=True, salt=salt, desc=desc):
+            spikes = r.spikes[:, :, :n].numpy()
+            windows = [spikes[:, a:b].sum(axis=1, dtype=np.float32) for a, b in zip(edges[:-1], edges[1:])]
+            parts.append(np.stack(windows, axis=1).reshape(len(spikes), bins * n))
+        return np.concatenate(parts) if parts else np.zeros((0, bins * n), np.float32)
+
     def record(self, X: Any, n: int | None = None, *, salt: str = "record"):
         """Full rasters (B, T, N + n_in) and astrocyte traces of `n` evenly spaced samples of X (the paper's
         round(len * k / n)); returns the engine's SimulationResult."""

@@ -1,0 +1,82 @@
+"""Readouts on time-binned liquid features (issue 13 §6): the run's own liquid, counts per time window.
+
+Loads a finished `astrosnn nalsm train` run (its phase-1 weights), re-runs phase 2 on the run's splits with the
+same seeds (`NALSM.transform_binned` with the job's per-split salts, so 1 window reproduces the run's counts), and fits the
+paper's readout (softmax, L1, Adadelta, early-stopped on validation) and ridge with leave-one-out alpha on
+the window-major features (samples, windows x neurons), beside the run's own test accuracy.
+
+    python benchmarks/nalsm_binned_readout.py runs/nalsm-compare/digits-nalsm-s0 --bins 1,5,10
+    python benchmarks/nalsm_binned_readout.py RUN --data-dir ../shared/data --bins 5   # MNIST: ~1 phase 2 per value
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from astrosnn.errors import AstrosnnError
+from astrosnn.nalsm import NALSM
+from astrosnn.nalsm.job import RunConfig, load_splits
+from astrosnn.nalsm.readout import train_readout
+from astrosnn.nalsm.readout_variants import evaluate_readouts
+from astrosnn.runinfo import versions
+
+SPLITS = ("train", "validation", "test")
+SALTS = {"train": "train", "validation": "val", "test": "test"}  # the job's phase-2 seeds per split
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path)
+    p.add_argument("--bins", default="1,5,10", help="comma list of window counts")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    try:
+        metrics = json.loads((args.run / "metrics.json").read_text())
+        sizes = metrics["sizes"]
+        images = metrics["dataset"] != "nmnist"  # N-MNIST's validation comes from the train files: no limits
+        rc = RunConfig(dataset=metrics["dataset"], data_dir=args.data_dir, download=False,
+                       limit=sizes["train"] if images else None,
+                       val_limit=sizes["validation"] if images else None,
+                       test_limit=sizes["test"] if images else None)  # fmt: skip
+        data = load_splits(rc)["splits"]
+        model = NALSM.load(args.run, backend=args.backend)
+        bins = [int(b) for b in args.bins.split(",")]
+    except (AstrosnnError, OSError, KeyError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    rows = []
+    print(f"{args.run.name}: the run's own test accuracy {metrics['test_accuracy']:.4f}")
+    print("| windows | features | readout | validation | test | seconds |\n|---:|---:|---|---:|---:|---:|")
+    for b in bins:
+        t0 = time.perf_counter()
+        feats = {s: model.transform_binned(data[s][0], b, salt=SALTS[s]) for s in SPLITS}
+        sim_s = time.perf_counter() - t0
+        labels = {s: data[s][1] for s in SPLITS}
+        readout = train_readout(feats["train"], labels["train"], feats["validation"], labels["validation"],
+                                feats["test"], labels["test"], config=model.config.readout)  # fmt: skip
+        h = readout.history
+        scores = [("paper softmax", h.val_accuracy[h.best_epoch], h.test_accuracy[h.best_epoch])]
+        flat = {f"{s}.{k}": v for s in SPLITS for k, v in (("counts", feats[s]), ("labels", labels[s]))}
+        for sc in evaluate_readouts(flat, transforms=("l1",), fits=("ridge-cv",)):
+            scores.append((f"ridge-cv ({sc.chosen})", sc.validation_accuracy, sc.test_accuracy))
+        for name, val, test in scores:
+            print(f"| {b} | {feats['train'].shape[1]} | {name} | {val:.4f} | {test:.4f} | "
+                  f"{time.perf_counter() - t0:.0f} |", flush=True)
+            rows.append({"windows": b, "readout": name, "validation_accuracy": val, "test_accuracy": test,
+                         "phase2_s": round(sim_s, 1)})
+    if args.json:
+        args.json.write_text(json.dumps({"run": str(args.run), "rows": rows, "torch_threads": torch.get_num_threads(),
+                                         "versions": versions()}, indent=1) + "\n")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
