@@ -11,7 +11,7 @@ The paper reads the liquid with one softmax layer on L1-normalised spike counts 
   the inverse penalty ``C`` chosen on the validation set).
 
 Every variant is fitted on the training split only and reported on validation and test, beside the paper's
-readout, never instead of it. Time-binned counts need per-bin counts from the engine and are not here.
+readout, never instead of it. Time-binned counts come from `NALSM.transform_binned` and go through the same fits.
 """
 
 from __future__ import annotations
