@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(done[key])
             continue
         t0 = time.perf_counter()
-        model = NALSM.from_preset(args.preset, backend=args.backend, seed=args.seed, plasticity__astro_weight=w)
+        try:
+            model = NALSM.from_preset(args.preset, backend=args.backend, seed=args.seed, plasticity__astro_weight=w)
+        except AstrosnnError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         model.initialize(train.images)
         bf, per = model.branching_factor(test.images)
         row = {"w_astro": w, "seed": args.seed, "preset": args.preset, "dataset": args.dataset,

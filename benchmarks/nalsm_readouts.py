@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {run.name} | {s.fit} on {s.transform} | {s.chosen} | {s.validation_accuracy:.4f} | "
                       f"{s.test_accuracy:.4f} | {s.fit_seconds:.0f} |", flush=True)
                 rows.append({"run": str(run), "paper_test_accuracy": metrics["test_accuracy"], **asdict(s)})
-    except AstrosnnError as err:
+    except (AstrosnnError, OSError, ValueError, KeyError) as err:  # missing / corrupt metrics.json too
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
