@@ -22,12 +22,12 @@ import torch
 from astrosnn.errors import AstrosnnError
 from astrosnn.nalsm import NALSM
 from astrosnn.nalsm.job import RunConfig, load_splits
+from astrosnn.nalsm.model import PHASE2_SALTS
 from astrosnn.nalsm.readout import train_readout
 from astrosnn.nalsm.readout_variants import evaluate_readouts
 from astrosnn.runinfo import versions
 
-SPLITS = ("train", "validation", "test")
-SALTS = {"train": "train", "validation": "val", "test": "test"}  # the job's phase-2 seeds per split
+SPLITS = tuple(PHASE2_SALTS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| windows | features | readout | validation | test | seconds |\n|---:|---:|---|---:|---:|---:|")
     for b in bins:
         t0 = time.perf_counter()
-        feats = {s: model.transform_binned(data[s][0], b, salt=SALTS[s]) for s in SPLITS}
+        feats = {s: model.transform_binned(data[s][0], b, salt=PHASE2_SALTS[s]) for s in SPLITS}
         sim_s = time.perf_counter() - t0
         labels = {s: data[s][1] for s in SPLITS}
         readout = train_readout(feats["train"], labels["train"], feats["validation"], labels["validation"],

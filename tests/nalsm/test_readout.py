@@ -103,6 +103,14 @@ def test_closed_form_readouts(method):
     assert r.history.val_accuracy == [pytest.approx(r.score(xt, yt))]
 
 
+def test_train_scale_divides_by_the_largest_l1_normalised_training_entry():
+    x, y = blobs(30)
+    r = train_readout(x, y, config=ReadoutConfig(method="ridge", scale="train"))
+    l1_rows = x / x.sum(axis=1, keepdims=True)
+    assert r.scale == pytest.approx(float(l1_rows.max()), rel=1e-6)
+    assert r.scale < 1  # an L1-normalised row of 30 active neurons never reaches 1
+
+
 def test_binary_ridge_and_original_labels():
     x, y = blobs(30, n_classes=2)
     labels = np.where(y == 0, 3, 7)

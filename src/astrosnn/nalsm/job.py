@@ -30,7 +30,7 @@ from astrosnn.nalsm.backends import AUTO
 from astrosnn.nalsm.checkpoint import RunCheckpoint, checkpointed_features
 from astrosnn.nalsm.config import NALSMConfig
 from astrosnn.nalsm.kernel_quality import kernel_quality, rate_summary
-from astrosnn.nalsm.model import NALSM, TRACE_MODES
+from astrosnn.nalsm.model import NALSM, PHASE2_SALTS, TRACE_MODES
 from astrosnn.nalsm.shard import Shard, from_env
 from astrosnn.nalsm.topology import describe
 from astrosnn.rundir import lock_run_dir
@@ -220,9 +220,11 @@ def _run(rc: RunConfig, out: Path, shard: Shard, held: ExitStack) -> dict[str, A
             model.initialize(x_tr, phase1=False)
             model.weights = shard.broadcast(None)
         every, traces = rc.checkpoint_every, rc.phase2_traces
-        f_tr = checkpointed_features(model, x_tr, "train", ckpt, every, traces=traces, shard=shard)
-        f_va = checkpointed_features(model, x_va, "val", ckpt, every, traces=traces, shard=shard) if has_val else None
-        f_te = checkpointed_features(model, x_te, "test", ckpt, every, traces=traces, shard=shard)
+        salt = PHASE2_SALTS
+        f_tr = checkpointed_features(model, x_tr, salt["train"], ckpt, every, traces=traces, shard=shard)
+        f_va = (checkpointed_features(model, x_va, salt["validation"], ckpt, every, traces=traces, shard=shard)
+                if has_val else None)
+        f_te = checkpointed_features(model, x_te, salt["test"], ckpt, every, traces=traces, shard=shard)
     except KeyboardInterrupt:
         raise RunInterrupted(out) from None
     if not shard.main:
@@ -250,7 +252,7 @@ def _run(rc: RunConfig, out: Path, shard: Shard, held: ExitStack) -> dict[str, A
     plots = _plot(model, recorded, bf_per, rc.dataset, out) if rc.plots else []
     plot_s = time.perf_counter() - t0
     tm = model.timings
-    p2_s = sum(tm.get(f"phase2_{s}_s", 0.0) for s in ("train", "val", "test"))
+    p2_s = sum(tm.get(f"phase2_{s}_s", 0.0) for s in PHASE2_SALTS.values())
     p2_n = len(f_tr) + (len(f_va) if f_va is not None else 0) + len(f_te)
     n1 = model.counts.get("phase1_samples", 0)
 

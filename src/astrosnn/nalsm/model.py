@@ -35,6 +35,8 @@ from astrosnn.runinfo import atomic_write_json, load_json, load_tensors, save_te
 
 MODEL_FORMAT = "astrosnn.nalsm.model/1"
 TRACE_MODES = ("reset", "carry")  # phase-2 STDP traces between batches (NALSM.simulate)
+# Phase-2 encoding salt of each split: a split's input spikes (and so its features) depend on it.
+PHASE2_SALTS = {"train": "train", "validation": "val", "test": "test"}
 EVENT_SPAN_MS = 300  # N-MNIST recordings; phase-1 windows start uniformly in [1, 278] as in the authors' code
 
 
@@ -386,12 +388,9 @@ class NALSM:
         if len(y) != len(X):
             raise AstrosnnError(f"{len(X)} samples but {len(y)} labels")
         self.initialize(X)
-        feats = {"train": self.timed_transform(X, "train")}
-        if X_val is not None:
-            feats["val"] = self.timed_transform(X_val, "val")
-        if X_test is not None:
-            feats["test"] = self.timed_transform(X_test, "test")
-        self.fit_readout(feats["train"], y, feats.get("val"), y_val, feats.get("test"), y_test)
+        splits = {"train": X, "validation": X_val, "test": X_test}
+        feats = {s: self.timed_transform(x, PHASE2_SALTS[s]) for s, x in splits.items() if x is not None}
+        self.fit_readout(feats["train"], y, feats.get("validation"), y_val, feats.get("test"), y_test)
         return self
 
     def timed_transform(self, X: Any, split: str) -> np.ndarray:

@@ -20,14 +20,16 @@ from astrosnn.errors import AstrosnnError
 from astrosnn.nalsm.config import ReadoutConfig
 
 
-def normalize_counts(counts: torch.Tensor | np.ndarray, scale: float | None = None) -> torch.Tensor:
+def normalize_counts(counts: torch.Tensor | np.ndarray, scale: float | None = None,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """L1-normalise each row, then divide by `scale` (default: the largest entry of this batch).
 
-    Rows with no spikes stay zero; an all-silent batch is returned as zeros (never NaN)."""
+    Rows with no spikes stay zero; an all-silent batch is returned as zeros (never NaN). `dtype`: the
+    arithmetic's precision (float32 is the paper's readout; float64 for the scikit-learn fits)."""
     x = torch.as_tensor(np.asarray(counts) if not isinstance(counts, torch.Tensor) else counts)
     if x.ndim != 2:
         raise AstrosnnError(f"readout features must be 2-D (samples, neurons), got shape {tuple(x.shape)}")
-    x = x.to(torch.float32)
+    x = x.to(dtype)
     l1 = x.abs().sum(dim=1, keepdim=True)
     x = torch.where(l1 > 0, x / l1.clamp_min(1e-30), torch.zeros_like(x))
     if scale is None:
@@ -154,7 +156,7 @@ def train_readout(train_x, train_y, val_x=None, val_y=None, test_x=None, test_y=
         raise AstrosnnError(f"the readout needs at least two classes, got {classes.tolist()}")
     scale = None
     if cfg.scale == "train":
-        scale = float(normalize_counts(train_x).max()) if len(train_x) else None
+        scale = float(normalize_counts(train_x, 1.0).max()) if len(train_x) else None  # L1 rows, unscaled
         scale = scale if scale and scale > 0 else None
     bs = cfg.batch_size
     xs = {"train": normalize_in_chunks(train_x, bs, scale)}

@@ -20,8 +20,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from astrosnn.errors import AstrosnnError
+from astrosnn.nalsm.readout import normalize_counts
 
 __all__ = ["FITS", "SPLITS", "TRANSFORMS", "ReadoutScore", "evaluate_readouts", "transform_counts"]
 
@@ -31,12 +33,9 @@ LOGISTIC_CS = (0.01, 0.1, 1.0)
 
 
 def _l1(train: np.ndarray, other: np.ndarray) -> np.ndarray:
-    def rows(x: np.ndarray) -> np.ndarray:
-        l1 = x.sum(axis=1, keepdims=True)
-        return np.divide(x, l1, out=np.zeros_like(x), where=l1 > 0)
-
-    scale = float(rows(train).max()) if train.size else 0.0
-    return rows(other) / scale if scale > 0 else rows(other)
+    """The paper's normalisation: per-sample L1, then the training maximum (in float64)."""
+    scale = float(normalize_counts(train, 1.0, dtype=torch.float64).max()) if train.size else 0.0
+    return normalize_counts(other, scale if scale > 0 else 1.0, dtype=torch.float64).numpy()
 
 
 def _standardised(compress: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
