@@ -4,7 +4,8 @@
 # Stages: digits (seed 0), mnist (10k subset), digits-seeds (seeds 1 and 2), lsm-sweep (digits, lsm |w| sweep),
 # mnist-full and fashion-mnist-full (the paper's protocol: 50k phase-1 samples, train 50k / validation 10k /
 # test 10k; VARIANTS picks which, e.g. CORE=1 VARIANTS=lsm runs a second variant beside the first; SEEDS="1 2" more seeds),
-# nmnist (the N-MNIST subset in DATA, all variants), mnist-full-8000 (NALSM8000, the paper's protocol: hours; rerunning the stage resumes an interrupted run).
+# nmnist (the N-MNIST subset in DATA, all variants), mnist-full-8000 and fashion-mnist-full-8000 (the 8000-neuron liquid,
+# VARIANTS default nalsm, e.g. VARIANTS=lsm for LSM8000: hours; rerunning the stage resumes an interrupted run).
 # Outputs: runs/nalsm-compare/<name>/ (metrics.json, model, plots) and runs/nalsm-compare/<name>.log
 set -u
 cd "$(dirname "$0")/.."
@@ -51,9 +52,11 @@ for stage in $STAGES; do
       for s in ${SEEDS:-0}; do for v in ${VARIANTS:-nalsm lsm lsm-stdp}; do
         run "nmnist-$v-s$s" --dataset nmnist --data-dir "$DATA" --no-download --variant "$v" --seed "$s" --save-features
       done; done ;;
-    mnist-full-8000)  # hours: checkpoints every 4 batches; rerunning the stage resumes
-      run "mnist-full-nalsm8000-s0" --dataset mnist --data-dir "$DATA" --no-download --preset nalsm8000 --seed 0 \
-        --checkpoint-every 4 ;;
+    mnist-full-8000|fashion-mnist-full-8000)  # ~1-2 h each on an idle core: checkpoints every 4 batches; rerunning resumes
+      for s in ${SEEDS:-0}; do for v in ${VARIANTS:-nalsm}; do
+        run "${stage%-8000}-${v}8000-s$s${TRACES:+-$TRACES}" --dataset "${stage%-full-8000}" --data-dir "$DATA" \
+          --no-download --preset nalsm8000 --variant "$v" --seed "$s" --checkpoint-every 4 ${TRACES:+--phase2-traces "$TRACES"}
+      done; done ;;
     lsm-sweep)
       for w in 0.4 0.6 1.0 1.2 1.4; do run "digits-lsm-w$w-s0" --variant lsm --lsm-weight "$w" --seed 0; done ;;
   esac
