@@ -3,7 +3,7 @@
 Every model trains for the same steps and batch size on freshly generated batches, is evaluated on a fixed
 seeded test set every --eval-every steps, and each (task, cell, model, width, lr, seed) run is one JSON file
 in OUT/runs/ (written atomically; a finished run is skipped when the command is run again, an unfinished
-one starts over). With several --lrs each (task, model, width) is swept on the task's smallest cell (first
+one continues from its last evaluation, checkpointed in OUT/runs/<run>.partial/, to the same result). With several --lrs each (task, model, width) is swept on the task's smallest cell (first
 seed) and the best rate reused. Writes OUT/table.md and OUT/curves/*.png. See astrosnn.lm.task_runner.
 
     # the full grid (hours on a shared 2-core CPU; see RESULTS.md "Memory tasks")

@@ -199,7 +199,7 @@ def test_micro_grid_writes_results_table_and_curves_and_resume_skips(tmp_path, m
 def test_sweep_picks_the_best_lr_and_reuses_it_on_the_other_cells(tmp_path, monkeypatch):
     from astrosnn.lm import task_runner
 
-    def fake(spec, cell, m, width, lr, seed, log=print):
+    def fake(spec, cell, m, width, lr, seed, log=print, **checkpointing):
         acc = 0.9 if lr == 1e-2 else 0.1
         return {"status": "done", "diverged": False, "accuracy": acc, "test_loss": 1.0, "chance": 0.1, "parameters": 1,
                 "train_time_s": 0.0, "wall_time_s": 0.0, "curve": [{"step": 1, "test_accuracy": acc}], "steps_done": 1}
@@ -211,6 +211,49 @@ def test_sweep_picks_the_best_lr_and_reuses_it_on_the_other_cells(tmp_path, monk
     assert {(s["cell"], s["lr"], s["seed"]) for s in later} == {("16x2", 1e-2, 1), ("32x4", 1e-2, 0), ("32x4", 1e-2, 1)}
     table = (tmp_path / "table.md").read_text()
     assert "| mqar | 16x2 | lstm | 16 | 1 | 0.01 | 2 | 0.900 ± 0.000 |" in table
+
+
+@pytest.mark.parametrize("model", ["astrosnn", "lstm"])
+def test_a_killed_run_resumes_from_its_checkpoint_with_the_uninterrupted_result(tmp_path, model):
+    spec = _micro_spec(models=(model,), lrs=(3e-3,), steps=6, eval_every=2)
+    whole = run_task_grid(spec, tmp_path / "whole", log=lambda s: None, plots=False)[0]
+
+    def kill_after_step_4(line):
+        if "step 4:" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_task_grid(spec, tmp_path / "killed", log=kill_after_step_4, plots=False)
+    partial = list((tmp_path / "killed" / "runs").glob("*.partial"))
+    assert len(partial) == 1 and not list((tmp_path / "killed" / "runs").glob("*.json"))
+    notes = []
+    resumed = run_task_grid(spec, tmp_path / "killed", log=notes.append, plots=False)[0]
+    assert "  resumed at step 4" in notes
+    assert not partial[0].exists()  # removed once the result is written
+    keys = ("accuracy", "test_loss", "steps_done", "parameters")
+    assert {k: resumed[k] for k in keys} == {k: whole[k] for k in keys}
+    strip = [{k: v for k, v in c.items() if k != "train_time_s"} for c in whole["curve"]]
+    assert [{k: v for k, v in c.items() if k != "train_time_s"} for c in resumed["curve"]] == strip
+
+
+def test_a_checkpoint_of_other_settings_or_damaged_is_discarded(tmp_path):
+    spec = _micro_spec(models=("lstm",), lrs=(3e-3,), steps=4, eval_every=2)
+
+    def kill(line):
+        if "step 2:" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_task_grid(spec, tmp_path, log=kill, plots=False)
+    partial = next((tmp_path / "runs").glob("*.partial"))
+    weights = next(partial.rglob("model.safetensors"))
+    weights.write_bytes(b"not a safetensors file")
+    notes = []
+    again = run_task_grid(spec, tmp_path, log=notes.append, plots=False)[0]
+    assert any("checkpoint not usable" in n and "model.safetensors" in n for n in notes)
+    assert not any("resumed" in n for n in notes) and again["steps_done"] == 4
+    whole = run_task_grid(spec, tmp_path / "whole", log=lambda s: None, plots=False)[0]
+    assert again["accuracy"] == whole["accuracy"] and again["test_loss"] == whole["test_loss"]
 
 
 def test_bad_model_specs_are_one_line_errors_and_pending_ones_are_skipped():

@@ -17,8 +17,9 @@ Protocol (issue 14; see also the "Memory benchmark protocol" of the AM-SU spec):
 - learning rate: with several ``lrs``, each (task, model, width) is swept on the task's first (smallest)
   cell with the first seed; the best final test accuracy (ties: lower test loss) is reused for every other
   cell and seed. With one ``lrs`` value there is no sweep;
-- resume: a run whose result file exists (same settings) is skipped; an unfinished run (no result file)
-  starts again from step 0 (runs are minutes long; no mid-run checkpoints are kept).
+- resume: a run whose result file exists (same settings) is skipped; an unfinished run continues from its
+  last evaluation (:mod:`astrosnn.lm.task_checkpoint`, ``<out>/runs/<run>.partial/``) and ends with the
+  result an uninterrupted run gives.
 
 Models are given as ``kind`` or ``kind:key=value[:key=value]`` (options passed to ``build_model``). A kind
 or option value announced by issue 14 but not yet in this checkout (:data:`PENDING_KINDS`, :data:`PENDING_OPTIONS`:
@@ -53,6 +54,7 @@ from astrosnn.lm.tasks import (
     selective_copying,
     zoology_mqar,
 )
+from astrosnn.lm.task_checkpoint import discard_progress, load_task_progress, partial_dir, save_task_progress
 from astrosnn.lm.training import TrainConfig, learning_rate, make_optimizer
 from astrosnn.runinfo import atomic_write_bytes, atomic_write_json, seed_everything, versions
 
@@ -243,24 +245,42 @@ def _evaluate(model: torch.nn.Module, test: TaskBatch, chunk: int = 64, device: 
 
 
 def train_one(spec: GridSpec, cell: Cell, model_choice: ModelChoice, width: int, lr: float, seed: int,
-              log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
-    """Train and evaluate one run; returns its result dict (not yet written)."""
+              log: Callable[[str], None] = print, checkpoint: Path | None = None,
+              settings: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train and evaluate one run; returns its result dict (not yet written).
+
+    ``checkpoint``: a folder to save progress to at every evaluation and to resume from (with ``settings`` as
+    its fingerprint); the resumed run gives the uninterrupted run's result."""
     wall0 = time.perf_counter()
-    seed_everything(seed)
     test = cell.make(spec.test_examples, generator=torch.Generator().manual_seed(TEST_SEED))
     options = {"width": width, "layers": spec.layers, "heads": spec.heads, "seq_len": cell.seq_len,
                **model_choice.options}  # fmt: skip
-    model = build_model(model_choice.kind, test.vocab_size, **options).to(spec.device)
     cfg = TrainConfig(model=model_choice.kind, steps=spec.steps, batch_size=spec.batch_size, lr=lr,
                       warmup_steps=spec.warmup_steps, weight_decay=spec.weight_decay, grad_clip=spec.grad_clip,
                       seq_len=cell.seq_len, seed=seed)  # fmt: skip
-    optimizer = make_optimizer(model, cfg)
-    train_gen = torch.Generator().manual_seed(seed)
+    fingerprint = json.loads(json.dumps(settings)) if settings is not None else {}
+
+    def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Generator]:
+        seed_everything(seed)
+        net = build_model(model_choice.kind, test.vocab_size, **options).to(spec.device)
+        return net, make_optimizer(net, cfg), torch.Generator().manual_seed(seed)
+
+    model, optimizer, train_gen = fresh()
     every = spec.eval_every or max(1, spec.steps // 10)
     curve: list[dict[str, Any]] = []
-    train_time, losses = 0.0, []
+    train_time, wall_before, losses, start = 0.0, 0.0, [], 0
+    if checkpoint is not None:
+        found = load_task_progress(checkpoint, model, optimizer, train_gen, fingerprint, spec.batch_size, log=log)
+        if found is None:
+            if checkpoint.exists():
+                discard_progress(checkpoint)
+                model, optimizer, train_gen = fresh()
+        else:
+            start, losses, curve = found["step"], list(found["train_loss"]), list(found["curve"])
+            train_time, wall_before = found["elapsed_train"], found["wall_before"]
+            log(f"  resumed at step {start}")
     model.train()
-    for step in range(spec.steps):
+    for step in range(start, spec.steps):
         t0 = time.perf_counter()
         batch = cell.make(spec.batch_size, generator=train_gen)
         batch = TaskBatch(*(t.to(spec.device) for t in batch[:3]), batch.vocab_size, batch.chance)
@@ -284,12 +304,17 @@ def train_one(spec: GridSpec, cell: Cell, model_choice: ModelChoice, width: int,
             window = losses[-every:]
             curve.append({"step": done, "test_accuracy": acc, "test_loss": test_loss,
                           "train_loss": sum(window) / len(window), "train_time_s": train_time})  # fmt: skip
+            if checkpoint is not None and done < spec.steps:
+                save_task_progress(checkpoint, model, optimizer, step=done, tokens=done * spec.batch_size * cell.seq_len,
+                                   train_time=train_time, wall_time=wall_before + time.perf_counter() - wall0,
+                                   losses=losses, curve=curve, batch_generator=train_gen, settings=fingerprint,
+                                   vocab_size=test.vocab_size)  # fmt: skip
             log(f"  step {done}: test accuracy {acc:.3f}, loss {test_loss:.3f} ({train_time:.0f} s)")
     diverged = not math.isfinite(losses[-1])
     final = curve[-1] if curve and not diverged else {"test_accuracy": 0.0, "test_loss": float("inf")}
     return {"status": "done", "diverged": diverged, "accuracy": final["test_accuracy"],
             "test_loss": final["test_loss"], "chance": test.chance, "parameters": count_parameters(model),
-            "train_time_s": train_time, "wall_time_s": time.perf_counter() - wall0, "curve": curve,
+            "train_time_s": train_time, "wall_time_s": wall_before + time.perf_counter() - wall0, "curve": curve,
             "steps_done": len(losses)}  # fmt: skip
 
 
@@ -321,9 +346,13 @@ def run_task_grid(spec: GridSpec, out_dir: str | Path, resume: bool = True, log:
             return None
         else:
             log(f"run: {path.name}")
-            r = train_one(spec, cell, m, width, lr, seed, log=log)
+            ckpt = partial_dir(path)
+            if not resume:
+                discard_progress(ckpt)
+            r = train_one(spec, cell, m, width, lr, seed, log=log, checkpoint=ckpt, settings=settings)
             done = {"settings": settings, **r, "versions": versions()}
             atomic_write_json(path, done)
+            discard_progress(ckpt)
             log(f"  -> accuracy {done['accuracy']:.3f} (chance {done['chance']:.3f}), {done['wall_time_s']:.0f} s wall")
         done = {**done, "sweep": sweep}
         results.append(done)
