@@ -2,8 +2,9 @@
 
 Loads a finished `astrosnn nalsm train` run (its phase-1 weights), re-runs phase 2 on the run's splits with the
 same seeds (`NALSM.transform_binned` with the job's per-split salts, so 1 window reproduces the run's counts), and fits the
-paper's readout (softmax, L1, Adadelta, early-stopped on validation) and ridge with leave-one-out alpha on
-the window-major features (samples, windows x neurons), beside the run's own test accuracy.
+paper's readout (softmax, L1, Adadelta, early-stopped on validation) and the --fits on the --transforms of
+`astrosnn.nalsm.readout_variants` (default: ridge with leave-one-out alpha on L1 counts) on the window-major
+features (samples, windows x neurons), beside the run's own test accuracy.
 
     python benchmarks/nalsm_binned_readout.py runs/nalsm-compare/digits-nalsm-s0 --bins 1,5,10
     python benchmarks/nalsm_binned_readout.py RUN --data-dir ../shared/data --bins 5   # MNIST: ~1 phase 2 per value
@@ -24,7 +25,7 @@ from astrosnn.nalsm import NALSM
 from astrosnn.nalsm.job import RunConfig, load_splits
 from astrosnn.nalsm.model import PHASE2_SALTS
 from astrosnn.nalsm.readout import train_readout
-from astrosnn.nalsm.readout_variants import evaluate_readouts
+from astrosnn.nalsm.readout_variants import FITS, TRANSFORMS, evaluate_readouts
 from astrosnn.runinfo import versions
 
 SPLITS = tuple(PHASE2_SALTS)
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bins", default="1,5,10", help="comma list of window counts")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--backend", default="auto")
+    p.add_argument("--fits", default="ridge-cv", help=f"comma list of {', '.join(FITS)} (beside the paper's)")
+    p.add_argument("--transforms", default="l1", help=f"comma list of {', '.join(TRANSFORMS)}")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     try:
@@ -49,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         data = load_splits(rc)["splits"]
         model = NALSM.load(args.run, backend=args.backend)
         bins = [int(b) for b in args.bins.split(",")]
+        fits, transforms = tuple(args.fits.split(",")), tuple(args.transforms.split(","))
+        for name, known in [*((f, FITS) for f in fits), *((t, TRANSFORMS) for t in transforms)]:
+            if name not in known:  # before the long phase 2, not after
+                raise AstrosnnError(f"unknown readout option {name!r}; choose from {', '.join(known)}")
     except (AstrosnnError, OSError, KeyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -65,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         h = readout.history
         scores = [("paper softmax", h.val_accuracy[h.best_epoch], h.test_accuracy[h.best_epoch])]
         flat = {f"{s}.{k}": v for s in SPLITS for k, v in (("counts", feats[s]), ("labels", labels[s]))}
-        for sc in evaluate_readouts(flat, transforms=("l1",), fits=("ridge-cv",)):
-            scores.append((f"ridge-cv ({sc.chosen})", sc.validation_accuracy, sc.test_accuracy))
+        for sc in evaluate_readouts(flat, transforms=transforms, fits=fits):
+            scores.append((f"{sc.fit} on {sc.transform} ({sc.chosen})", sc.validation_accuracy, sc.test_accuracy))
         for name, val, test in scores:
             print(f"| {b} | {feats['train'].shape[1]} | {name} | {val:.4f} | {test:.4f} | "
                   f"{time.perf_counter() - t0:.0f} |", flush=True)
