@@ -9,6 +9,7 @@
 #    and without activation checkpointing: tokens/s and torch.cuda.max_memory_allocated.
 # 3. `astrosnn lm train --preset astrosnn-125m` for a few steps through torchrun (1 process, nccl): the real path.
 # 4. The issue-15 speed tables (decode, training tokens/s, Linear + LIF against Norse / SpikingJelly / snnTorch).
+# 5. NALSM phase 2 on CUDA (the batched reference, `--backend cuda`) against event64 on the 16 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
@@ -63,4 +64,8 @@ echo "== 4. issue 15 tables on the GPU: decode, training throughput, the LIF lay
 timeout 60 "$PY" benchmarks/lm_decode.py --device cuda --contexts 64,1024,8192 --params 1000000,10000000 --tokens 20 --rounds 2
 timeout 60 "$PY" benchmarks/lm_speed.py --device cuda --models astrosnn lif-snn lstm transformer --width 512 --threads 1 --steps 3 --repeats 2 --markdown
 timeout 45 "$PY" benchmarks/lif_peers.py --device cuda --rounds 3
+echo "== 5. NALSM phase 2 on the GPU (issue 13 §3): the cuda backend against the CPU's event64 at 8000 neurons"
+timeout 40 "$PY" -m pytest -q -x -p no:cacheprovider tests/nalsm/test_engine_backends.py -k device
+timeout 90 "$PY" benchmarks/nalsm_engine_speed.py --grid 20x20x20 --backends event64,cuda --batches 256 \
+    --phase1-samples 5 --threads 16 --max-seconds 20
 echo "gpu_check: done"

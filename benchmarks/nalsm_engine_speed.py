@@ -30,6 +30,17 @@ import time
 import torch
 
 
+def input_rates(args, n: int) -> torch.Tensor:
+    """Rate-code probabilities (n, 784) of the first n MNIST training images, or of random images."""
+    from astrosnn.data.encoders import rate_probabilities
+    from astrosnn.data.images import load_images
+
+    if args.synthetic:
+        pixels = torch.randint(0, 256, (n, 28, 28), generator=torch.Generator().manual_seed(0)).to(torch.uint8)
+        return rate_probabilities(pixels.numpy())[0]
+    return rate_probabilities(load_images("mnist", "train", data_dir=args.data_dir, limit=n).images)[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--grid", default="10x10x10")
@@ -40,6 +51,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-seconds", type=float, default=40.0, help="cut a measurement's steps to about this")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--synthetic", action="store_true",
+                    help="random 28x28 images instead of MNIST (a machine without the data; speed only)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--suite", action="store_true", help="the side-by-side issue-13 suite (see the docstring)")
     ap.add_argument("--suite-backends", default="fast,event,event64")
@@ -58,8 +71,7 @@ def main() -> None:
 
     import numba
 
-    from astrosnn.data.encoders import bernoulli_spikes, rate_probabilities
-    from astrosnn.data.images import load_images
+    from astrosnn.data.encoders import bernoulli_spikes
     from astrosnn.nalsm.engine import PlasticityConfig, extract_features, run_phase1
     from astrosnn.nalsm.topology import build_network
     from astrosnn.runinfo import versions
@@ -69,8 +81,7 @@ def main() -> None:
     grid = tuple(int(g) for g in args.grid.split("x"))
     net = build_network(grid, 784, seed=0)
     batches = [int(b) for b in args.batches.split(",")]
-    images = load_images("mnist", "train", data_dir=args.data_dir, limit=max(max(batches), args.phase1_samples))
-    probs, _ = rate_probabilities(images.images)
+    probs = input_rates(args, max(max(batches), args.phase1_samples))
     gen = torch.Generator().manual_seed(0)
     cfg = PlasticityConfig(rule="astro")
     rows = []
@@ -150,8 +161,7 @@ def phase1_chunks(args) -> None:
 
     import numba
 
-    from astrosnn.data.encoders import bernoulli_spikes, rate_probabilities
-    from astrosnn.data.images import load_images
+    from astrosnn.data.encoders import bernoulli_spikes
     from astrosnn.nalsm.engine import PlasticityConfig, run_phase1, run_phase1_chunk
     from astrosnn.nalsm.topology import build_network
     from astrosnn.runinfo import versions
@@ -160,8 +170,7 @@ def phase1_chunks(args) -> None:
     numba.set_num_threads(1)
     backends = args.suite_backends.split(",")
     n, every = args.phase1_samples, args.phase1_chunk
-    images = load_images("mnist", "train", data_dir=args.data_dir, limit=n)
-    probs, _ = rate_probabilities(images.images)
+    probs = input_rates(args, n)
     net = build_network(tuple(int(g) for g in args.grid.split("x")), 784, seed=0)
     p1 = bernoulli_spikes(probs[:n], 20, torch.Generator().manual_seed(0))
     cfg = PlasticityConfig(rule="astro")
@@ -216,16 +225,14 @@ def suite(args) -> None:
     import numba
     import numpy as np
 
-    from astrosnn.data.encoders import bernoulli_spikes, rate_probabilities
-    from astrosnn.data.images import load_images
+    from astrosnn.data.encoders import bernoulli_spikes
     from astrosnn.nalsm.engine import PlasticityConfig, run_phase1
     from astrosnn.nalsm.topology import build_network
     from astrosnn.runinfo import versions
 
     torch.set_num_threads(1)
     backends = args.suite_backends.split(",")
-    images = load_images("mnist", "train", data_dir=args.data_dir, limit=max(64, args.phase1_samples))
-    probs, _ = rate_probabilities(images.images)
+    probs = input_rates(args, max(64, args.phase1_samples))
     cfg = PlasticityConfig(rule="astro")
     rows: list[dict] = []
     load0 = os.getloadavg()
@@ -296,4 +303,9 @@ def suite(args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from astrosnn.errors import AstrosnnError
+
+    try:
+        main()
+    except AstrosnnError as err:
+        raise SystemExit(f"error: {err}") from None

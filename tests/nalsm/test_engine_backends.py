@@ -73,3 +73,42 @@ def test_unsorted_synapse_list_still_works(backend, random_spikes):
     ref = simulate(net, x, cfg)  # the sorted network: the compiled backends sum in that order
     assert torch.equal(got.spikes, ref.spikes)
     assert torch.equal(got.weights, ref.weights[:, perm])  # results come back in the caller's order
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_reference_on_a_device_is_the_reference(device, random_spikes, assert_same_simulation):
+    """The `cuda` backend's code path (tensors moved to a device once, results back on the CPU): exact on the
+    CPU; on CUDA (atomic float32 sums) the spike counts agree on nearly every (sample, neuron)."""
+    from astrosnn.nalsm.backends.reference import BACKEND, ReferenceBackend
+
+    net = build_network((6, 5, 5), 40, seed=3)
+    x = random_spikes(3, 120, 40, 0.12, seed=4)
+    cfg = PlasticityConfig(rule="astro", seed=5)
+    w = torch.from_numpy(net.weight).expand(3, -1).clone()
+    on_device = ReferenceBackend(device=device)
+    ref = BACKEND.run_batch(net, x, cfg, w.clone(), True, None)
+    got = on_device.run_batch(net, x, cfg, w.clone(), True, None)
+    assert got.counts.device.type == "cpu" and got.weights.device.type == "cpu"
+    assert ref.counts.sum() > 100
+    seq = [s for s in random_spikes(5, 20, 40, 0.15, seed=1)]
+    w1, x1 = BACKEND.run_sequence(net, seq, cfg, torch.from_numpy(net.weight))
+    w2, x2 = on_device.run_sequence(net, seq, cfg, torch.from_numpy(net.weight))
+    if device == "cpu":
+        assert_same_simulation(ref, got)
+        assert torch.equal(w1, w2) and torch.equal(x1, x2)
+    else:
+        assert (ref.counts == got.counts).float().mean() > 0.99
+        assert torch.allclose(w1, w2, atol=1e-3)
+
+
+def test_the_cuda_backend_is_one_clear_line_without_a_gpu():
+    from astrosnn.errors import AstrosnnError
+    from astrosnn.nalsm.backends import get_backend
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(AstrosnnError, match="engine backend 'cuda' is not available: no CUDA device"):
+        get_backend("cuda")

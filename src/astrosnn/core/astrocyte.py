@@ -37,11 +37,12 @@ class AstrocyteState(NamedTuple):
     bias: torch.Tensor  # (B,) b_astro (decays in phase 2)
 
 
-def astrocyte_init(batch: int, params: AstrocyteParams = DEFAULT_ASTROCYTE, dtype: torch.dtype = torch.float32) -> AstrocyteState:
+def astrocyte_init(batch: int, params: AstrocyteParams = DEFAULT_ASTROCYTE, dtype: torch.dtype = torch.float32,
+                   device: torch.device | str | None = None) -> AstrocyteState:
     return AstrocyteState(
-        value=torch.full((batch,), params.init, dtype=dtype),
-        weight=torch.full((batch,), params.weight, dtype=dtype),
-        bias=torch.full((batch,), params.bias, dtype=dtype),
+        value=torch.full((batch,), params.init, dtype=dtype, device=device),
+        weight=torch.full((batch,), params.weight, dtype=dtype, device=device),
+        bias=torch.full((batch,), params.bias, dtype=dtype, device=device),
     )
 
 

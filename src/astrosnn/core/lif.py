@@ -51,11 +51,12 @@ def synaptic_response_table(params: LIFParams = DEFAULT_LIF, dtype: torch.dtype 
     return torch.from_numpy(values).to(dtype)
 
 
-def lif_init(batch: int, n: int, params: LIFParams = DEFAULT_LIF, dtype: torch.dtype = torch.float32) -> LIFState:
+def lif_init(batch: int, n: int, params: LIFParams = DEFAULT_LIF, dtype: torch.dtype = torch.float32,
+             device: torch.device | str | None = None) -> LIFState:
     return LIFState(
-        v=torch.zeros(batch, n, dtype=dtype),
-        refractory=torch.zeros(batch, n, dtype=torch.int16),
-        delta=torch.full((batch, n), params.delta_init, dtype=torch.int64),
+        v=torch.zeros(batch, n, dtype=dtype, device=device),
+        refractory=torch.zeros(batch, n, dtype=torch.int16, device=device),
+        delta=torch.full((batch, n), params.delta_init, dtype=torch.int64, device=device),
     )
 
 
@@ -95,7 +96,7 @@ def synaptic_current(
 
     Sums run in synapse order (index_add_), which the fast backend mirrors for identical results.
     """
-    out = torch.zeros(weights.shape[0], n, dtype=weights.dtype)
+    out = torch.zeros(weights.shape[0], n, dtype=weights.dtype, device=weights.device)
     return out.index_add_(1, post, weights * response.index_select(1, pre))
 
 

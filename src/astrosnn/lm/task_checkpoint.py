@@ -11,8 +11,9 @@ checkpoint of other settings, or one that fails its checks, is reported and the 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

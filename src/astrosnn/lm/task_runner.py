@@ -46,6 +46,12 @@ import torch
 
 from astrosnn.errors import AstrosnnError
 from astrosnn.lm.registry import build_model, count_parameters, make_config, model_kinds
+from astrosnn.lm.task_checkpoint import (
+    discard_progress,
+    load_task_progress,
+    partial_dir,
+    save_task_progress,
+)
 from astrosnn.lm.tasks import (
     TaskBatch,
     delayed_recall,
@@ -54,7 +60,6 @@ from astrosnn.lm.tasks import (
     selective_copying,
     zoology_mqar,
 )
-from astrosnn.lm.task_checkpoint import discard_progress, load_task_progress, partial_dir, save_task_progress
 from astrosnn.lm.training import TrainConfig, learning_rate, make_optimizer
 from astrosnn.runinfo import atomic_write_bytes, atomic_write_json, seed_everything, versions
 

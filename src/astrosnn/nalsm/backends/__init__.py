@@ -1,6 +1,7 @@
 """Engine backends: one interface (`Backend`), a registry, and the two built-in implementations.
 
 - ``reference`` (`backends.reference`): plain torch, batched, written straight from the spec; the readable one.
+- ``cuda`` (`backends.cuda`): the reference on a CUDA GPU (float32 atomic sums: a stated tolerance).
 - ``fast`` (`backends.fast`): numba, event-driven plasticity; bit-identical spikes, weights and traces
   (tests/nalsm/test_engine_backends.py holds them equal).
 - ``event`` / ``event64`` (`backends.event`): numba, event-driven synaptic current as well (a running
@@ -58,6 +59,7 @@ _REGISTRY: dict[str, Backend | str] = {
     "fast": "astrosnn.nalsm.backends.fast",
     "event": "astrosnn.nalsm.backends.event",
     "event64": "astrosnn.nalsm.backends.event64",
+    "cuda": "astrosnn.nalsm.backends.cuda",
 }
 
 
@@ -88,7 +90,7 @@ def get_backend(name: str) -> Backend:
 
 
 def available_backends() -> list[str]:
-    """The registered backends that load here (the fast one needs numba)."""
+    """The registered backends that load here (the fast ones need numba, cuda a GPU)."""
     names = []
     for name in backend_names():
         try:

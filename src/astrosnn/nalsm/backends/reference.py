@@ -7,7 +7,9 @@ Per ms, in this order: 1 spikes  2 reset  3 record/count  4 synaptic response re
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import torch
 
@@ -25,29 +27,62 @@ from astrosnn.nalsm.params import INPUT_CURRENT, LIF, PlasticityConfig, Simulati
 from astrosnn.nalsm.topology import PRE_INH, Network, clip_bounds
 
 
+class _Prepared(NamedTuple):
+    """The network's tensors on the simulation device (built once per batch or per phase-1 sequence)."""
+
+    pre: torch.Tensor
+    post: torch.Tensor
+    synapses: Synapses
+    mask: torch.Tensor
+    table: torch.Tensor
+
+
 class ReferenceBackend:
-    """`astrosnn.nalsm.backends.Backend` in plain torch."""
+    """`astrosnn.nalsm.backends.Backend` in plain torch, on ``device`` (None: the CPU).
+
+    On CUDA (the ``cuda`` backend) the per-synapse sums are atomic adds in no fixed order, so spikes can
+    differ from the CPU's by float32 rounding: a stated tolerance, like ``event``; on the CPU it is the
+    bit-exact reference."""
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+
+    def _prepare(self, network: Network, plasticity: PlasticityConfig) -> _Prepared:
+        dev = self.device
+        pre = torch.from_numpy(network.pre).to(dev)
+        post = torch.from_numpy(network.post).to(dev)
+        low, high = (torch.from_numpy(b).to(dev) for b in clip_bounds(network))
+        synapses = Synapses(pre, post, torch.from_numpy(network.pre_kind == PRE_INH).to(dev), low, high)
+        mask = torch.from_numpy(density_mask(network.n_liquid, network.n_input, plasticity.astro_density,
+                                             plasticity.seed)).to(dev)  # fmt: skip
+        return _Prepared(pre, post, synapses, mask, synaptic_response_table(LIF).to(dev))
 
     def run_batch(self, network: Network, input_spikes: torch.Tensor, plasticity: PlasticityConfig,
                   weights: torch.Tensor, record: bool, traces: torch.Tensor | None) -> SimulationResult:
+        result = self._run(self._prepare(network, plasticity), network, input_spikes, plasticity, weights,
+                           record, traces)  # fmt: skip
+        if self.device.type == "cpu":
+            return result
+        return SimulationResult(**{f.name: None if (t := getattr(result, f.name)) is None else t.cpu()
+                                   for f in dataclasses.fields(result)})  # fmt: skip
+
+    def _run(self, prep: _Prepared, network: Network, input_spikes: torch.Tensor, plasticity: PlasticityConfig,
+             weights: torch.Tensor, record: bool, traces: torch.Tensor | None) -> SimulationResult:
         batch, steps, _ = input_spikes.shape
         n, m = network.n_liquid, network.n_neurons
-        pre = torch.from_numpy(network.pre)
-        post = torch.from_numpy(network.post)
-        low, high = (torch.from_numpy(b) for b in clip_bounds(network))
-        synapses = Synapses(pre, post, torch.from_numpy(network.pre_kind == PRE_INH), low, high)
-        mask = torch.from_numpy(density_mask(n, network.n_input, plasticity.astro_density, plasticity.seed))
-        table = synaptic_response_table(LIF)
+        dev = self.device
+        pre, post, synapses, mask, table = prep
+        input_spikes = input_spikes.to(dev)
         f32 = torch.float32
 
-        state = lif_init(batch, m, LIF)
-        x = torch.zeros(batch, m, dtype=f32) if traces is None else traces.to(f32).clone()
-        astro = astrocyte_init(batch, plasticity.astrocyte)
-        eta = torch.full((batch,), plasticity.eta_p, dtype=f32)
-        counts = torch.zeros(batch, n, dtype=f32)
-        raster = torch.zeros(batch, steps, m, dtype=torch.bool) if record else None
-        astro_trace = torch.zeros(batch, steps, dtype=f32)
-        w = weights
+        state = lif_init(batch, m, LIF, device=dev)
+        x = torch.zeros(batch, m, dtype=f32, device=dev) if traces is None else traces.to(dev, f32).clone()
+        astro = astrocyte_init(batch, plasticity.astrocyte, device=dev)
+        eta = torch.full((batch,), plasticity.eta_p, dtype=f32, device=dev)
+        counts = torch.zeros(batch, n, dtype=f32, device=dev)
+        raster = torch.zeros(batch, steps, m, dtype=torch.bool, device=dev) if record else None
+        astro_trace = torch.zeros(batch, steps, dtype=f32, device=dev)
+        w = weights.to(dev)
 
         for t in range(steps):
             spikes, state = lif_fire(state, LIF)  # 1, 2, 4
@@ -72,13 +107,14 @@ class ReferenceBackend:
     def run_sequence(self, network: Network, samples: Iterable[torch.Tensor], plasticity: PlasticityConfig,
                      weights: torch.Tensor, traces: torch.Tensor | None = None,
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        w = weights.unsqueeze(0)
-        x = torch.zeros(1, network.n_neurons, dtype=torch.float32) if traces is None else \
-            traces.to(torch.float32).unsqueeze(0)
+        prep = self._prepare(network, plasticity)
+        w = weights.to(self.device).unsqueeze(0)
+        x = torch.zeros(1, network.n_neurons, dtype=torch.float32, device=self.device) if traces is None else \
+            traces.to(self.device, torch.float32).unsqueeze(0)
         for sample in samples:
-            result = self.run_batch(network, sample.unsqueeze(0), plasticity, w, False, x)
+            result = self._run(prep, network, sample.unsqueeze(0), plasticity, w, False, x)
             w, x = result.weights, result.traces
-        return w[0].clone(), x[0].clone()
+        return w[0].cpu().clone(), x[0].cpu().clone()
 
 
 BACKEND = ReferenceBackend()
