@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         data = load_splits(rc)["splits"]
         model = NALSM.load(args.run, backend=args.backend)
         bins = [int(b) for b in args.bins.split(",")]
+        steps = model.config.protocol.phase2_ms
+        if not all(1 <= b <= steps for b in bins):
+            raise AstrosnnError(f"--bins: each window count must be in [1, {steps}] (phase2_ms), got {args.bins!r}")
         fits, transforms = tuple(args.fits.split(",")), tuple(args.transforms.split(","))
         for name, known in [*((f, FITS) for f in fits), *((t, TRANSFORMS) for t in transforms)]:
             if name not in known:  # before the long phase 2, not after
