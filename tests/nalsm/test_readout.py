@@ -11,6 +11,7 @@ from astrosnn.nalsm.readout import (
     soft_targets,
     train_readout,
 )
+from astrosnn.nalsm.readout_adadelta import ADADELTA_ENGINES, make_adadelta_engine
 
 FAST = dict(lr=1.0, eps=1e-6, batch_size=32)
 
@@ -66,6 +67,45 @@ def test_adadelta_learns_a_separable_problem():
     assert r.score(xt, yt) >= 0.95
     assert len(h.loss) == len(h.train_accuracy) == len(h.val_accuracy) == len(h.test_accuracy)
     assert h.loss[-1] < h.loss[0]
+
+
+def test_the_fused_adadelta_epoch_follows_the_autograd_reference():
+    x, y = blobs(40, noise=2.0)
+    xs = normalize_in_chunks(x, 16)
+    targets = soft_targets(torch.as_tensor(y), 3)
+    labels = torch.as_tensor(y)
+    batches = [(xs[i:i + 16], targets[i:i + 16], labels[i:i + 16]) for i in range(0, len(xs), 16)]
+    cfg = ReadoutConfig(lr=1.0, eps=1e-6, weight_decay=1e-3)  # a weight decay large enough to matter
+    ref, fused = (make_adadelta_engine(name, 3, xs.shape[1], cfg) for name in ("autograd", "fused"))
+    for _ in range(15):
+        (loss_ref, right_ref), (loss_fused, right_fused) = ref.epoch(batches), fused.epoch(batches)
+        assert loss_fused == pytest.approx(loss_ref, rel=1e-5)
+        assert right_fused == right_ref
+        torch.testing.assert_close(fused.weight, ref.weight, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(fused.bias, ref.bias, rtol=1e-4, atol=1e-6)
+    assert float(ref.weight.abs().max()) > 0.1  # they moved, together
+
+
+def test_both_readout_engines_pick_the_same_epoch_and_accuracy():
+    x, y = blobs(40, noise=4.0)
+    xv, yv = blobs(15, noise=4.0, seed=1)
+    cfg = ReadoutConfig(max_epochs=60, patience=20, **FAST)
+    runs = {name: train_readout(x, y, xv, yv, config=cfg, engine=name) for name in ADADELTA_ENGINES}
+    ref, fused = runs["autograd"].history, runs["fused"].history
+    assert fused.best_epoch == ref.best_epoch
+    assert fused.val_accuracy == ref.val_accuracy
+    assert fused.train_accuracy == ref.train_accuracy
+    np.testing.assert_allclose(fused.loss, ref.loss, rtol=1e-4)
+    with pytest.raises(AstrosnnError, match="unknown readout engine 'sgd'"):
+        train_readout(x, y, config=cfg, engine="sgd")
+
+
+def test_without_validation_the_end_of_epoch_training_accuracy_picks_the_epoch():
+    x, y = blobs(30, noise=4.0)
+    r = train_readout(x, y, config=ReadoutConfig(max_epochs=40, patience=10, **FAST))
+    h = r.history
+    assert h.best_epoch == int(np.argmax(h.train_accuracy))
+    assert r.score(x, y) == pytest.approx(h.train_accuracy[h.best_epoch])
 
 
 def test_best_validation_epoch_is_selected_and_reproduced():

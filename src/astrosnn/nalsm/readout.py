@@ -18,6 +18,11 @@ import torch
 
 from astrosnn.errors import AstrosnnError
 from astrosnn.nalsm.config import ReadoutConfig
+from astrosnn.nalsm.readout_adadelta import (
+    DEFAULT_ADADELTA_ENGINE,
+    check_engine,
+    make_adadelta_engine,
+)
 
 
 def normalize_counts(counts: torch.Tensor | np.ndarray, scale: float | None = None,
@@ -57,7 +62,12 @@ def soft_targets(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
 
 @dataclass
 class ReadoutHistory:
-    """Per-epoch accuracies (fractions) and mean training loss; `best_epoch` indexes these lists."""
+    """Per-epoch accuracies (fractions) and mean training loss; `best_epoch` indexes these lists.
+
+    With a validation split (which picks the epoch) `train_accuracy` is the running accuracy of the epoch's
+    minibatches, each classified just before its update (free: a full pass over the training features per
+    epoch costs as much as a third of the epoch at 8000 neurons); without one it is the end-of-epoch accuracy,
+    which picks the epoch."""
 
     loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
@@ -145,9 +155,14 @@ def _check_pair(x, y, what: str) -> tuple[torch.Tensor, np.ndarray]:
 
 
 def train_readout(train_x, train_y, val_x=None, val_y=None, test_x=None, test_y=None, *,
-                  config: ReadoutConfig | None = None, progress: bool = False) -> Readout:
-    """Fit the readout on spike counts. Without a validation set the training accuracy picks the epoch."""
+                  config: ReadoutConfig | None = None, progress: bool = False,
+                  engine: str = DEFAULT_ADADELTA_ENGINE) -> Readout:
+    """Fit the readout on spike counts. Without a validation set the training accuracy picks the epoch.
+
+    `engine`: how the Adadelta method runs its epochs (`fused`, or `autograd`, the reference; see
+    :mod:`astrosnn.nalsm.readout_adadelta`)."""
     cfg = config or ReadoutConfig()
+    check_engine(engine)
     train_x, train_y = _check_pair(train_x, train_y, "training")
     if len(train_x) == 0:
         raise AstrosnnError("the readout needs at least one training sample")
@@ -172,7 +187,7 @@ def train_readout(train_x, train_y, val_x=None, val_y=None, test_x=None, test_y=
     torch.set_num_threads(1)  # tiny matrices: extra threads only add overhead (and thrash a shared CPU)
     try:
         if cfg.method == "adadelta":
-            return _fit_adadelta(xs, ys, classes, cfg, scale, progress)
+            return _fit_adadelta(xs, ys, classes, cfg, scale, progress, engine)
         return _fit_closed_form(xs, ys, classes, cfg, scale)
     finally:
         torch.set_num_threads(threads)
@@ -182,34 +197,25 @@ def _accuracy(weight, bias, x, y) -> float:
     return float(((x @ weight.T + bias).argmax(dim=1) == y).float().mean())
 
 
-def _fit_adadelta(xs, ys, classes, cfg: ReadoutConfig, scale, progress: bool) -> Readout:
+def _fit_adadelta(xs, ys, classes, cfg: ReadoutConfig, scale, progress: bool, engine: str) -> Readout:
     from tqdm.auto import tqdm
 
-    n_classes, n_features = len(classes), xs["train"].shape[1]
-    weight = torch.zeros(n_classes, n_features, requires_grad=True)
-    bias = torch.zeros(n_classes, requires_grad=True)
-    opt = torch.optim.Adadelta([weight, bias], lr=cfg.lr, rho=cfg.rho, eps=cfg.eps)
+    n_classes = len(classes)
+    fit = make_adadelta_engine(engine, n_classes, xs["train"].shape[1], cfg)
     targets = soft_targets(ys["train"], n_classes)
-    batches = [(xs["train"][i:i + cfg.batch_size], targets[i:i + cfg.batch_size])
+    batches = [(xs["train"][i:i + cfg.batch_size], targets[i:i + cfg.batch_size], ys["train"][i:i + cfg.batch_size])
                for i in range(0, len(targets), cfg.batch_size)]
     select = "val" if "val" in xs else "train"
     hist = ReadoutHistory()
-    best = (-1.0, weight.detach().clone(), bias.detach().clone())
+    best = (-1.0, fit.weight.clone(), fit.bias.clone())
     bar = tqdm(range(cfg.max_epochs), desc="readout", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
-        total = 0.0
-        for xb, tb in batches:
-            logits = xb @ weight.T + bias
-            loss = -(tb * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
-            loss = loss + cfg.weight_decay * 0.5 * (weight * weight).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(xb)
+        total, correct = fit.epoch(batches)
         with torch.no_grad():
-            w, b = weight.detach(), bias.detach()
+            w, b = fit.weight, fit.bias
             hist.loss.append(total / len(targets))
-            hist.train_accuracy.append(_accuracy(w, b, xs["train"], ys["train"]))
+            hist.train_accuracy.append(correct / len(targets) if select == "val"
+                                       else _accuracy(w, b, xs["train"], ys["train"]))
             if "val" in xs:
                 hist.val_accuracy.append(_accuracy(w, b, xs["val"], ys["val"]))
             if "test" in xs:
