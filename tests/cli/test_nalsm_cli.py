@@ -22,7 +22,7 @@ def test_train_end_to_end_on_digits(tmp_path, capsys):
     assert m["dataset"] == "digits" and m["variant"] == "nalsm" and m["seed"] == 0
     assert m["test_accuracy"] > 0.25 and m["validation_accuracy"] > 0.25  # chance is 0.1
     assert 0 < m["branching_factor"] < 5 and len(m["branching_factor_per_sample"]) == 5
-    assert m["mean_firing_rate_hz"] > 0
+    assert m["mean_firing_rate_hz"] > 0 and m["readout_engine"] == "fused"
     assert m["sizes"] == {"train": 300, "validation": 100, "test": 100, "phase1": 40}
     for key in ("phase1", "phase2_train", "phase2_val", "phase2_test", "readout", "total"):
         assert m["wall_time_s"][key] >= 0

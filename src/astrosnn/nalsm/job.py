@@ -31,6 +31,7 @@ from astrosnn.nalsm.checkpoint import RunCheckpoint, checkpointed_features
 from astrosnn.nalsm.config import NALSMConfig
 from astrosnn.nalsm.kernel_quality import kernel_quality, rate_summary
 from astrosnn.nalsm.model import NALSM, PHASE2_SALTS, TRACE_MODES
+from astrosnn.nalsm.readout_adadelta import DEFAULT_ADADELTA_ENGINE
 from astrosnn.nalsm.shard import Shard, from_env
 from astrosnn.nalsm.topology import describe
 from astrosnn.rundir import lock_run_dir
@@ -264,6 +265,7 @@ def _run(rc: RunConfig, out: Path, shard: Shard, held: ExitStack) -> dict[str, A
         "test_accuracy": at_best(hist.test_accuracy), "validation_accuracy": at_best(hist.val_accuracy),
         "train_accuracy": at_best(hist.train_accuracy), "best_epoch": best, "epochs_run": len(hist.train_accuracy),
         "readout": cfg.readout.method,
+        "readout_engine": DEFAULT_ADADELTA_ENGINE if cfg.readout.method == "adadelta" else None,
         "branching_factor": bf, "branching_factor_per_sample": [None if np.isnan(v) else float(v) for v in bf_per],
         "mean_firing_rate_hz": rate_summary(f_tr, cfg.protocol.phase2_ms)["mean_hz"],
         "firing_rates": {"train": rate_summary(f_tr, cfg.protocol.phase2_ms),
