@@ -147,6 +147,22 @@ def test_selective_copying_targets_are_the_content_tokens_in_order():
     assert starts.float().std() > 0  # positions vary between examples (selective, not plain copying)
 
 
+def test_accuracy_by_answer_index_ranks_the_scored_positions_of_each_sequence():
+    from astrosnn.lm.task_runner import _evaluate
+
+    class Oracle(torch.nn.Module):  # right on the first 3 of the 8 recalled symbols, wrong on the rest
+        def forward(self, inputs):
+            logits = torch.zeros(*inputs.shape, 20)
+            logits[:, 24 + 3:, 0] = 1.0
+            logits[:, 24:24 + 3].scatter_(-1, inputs[:, :3, None], 10.0)
+            return (logits,)
+
+    test = delayed_recall(6, delay=16, length=8, symbols=16, generator=_g(5))
+    acc, loss, by_answer = _evaluate(Oracle(), test, chunk=4)
+    assert by_answer[:3] == [1.0, 1.0, 1.0] and len(by_answer) == 8
+    assert acc == pytest.approx(sum(by_answer) / 8) and acc < 1.0 and loss > 0
+
+
 def test_delayed_recall_supports_the_longest_delay():
     b = delayed_recall(2, delay=1024, length=8, symbols=16, generator=_g(4))
     assert b.inputs.shape == (2, 1040) and b.chance == 1 / 16
@@ -176,6 +192,7 @@ def test_micro_grid_writes_results_table_and_curves_and_resume_skips(tmp_path, m
     r = json.loads(files[0].read_text())
     assert r["status"] == "done" and r["curve"] and r["wall_time_s"] > 0 and r["settings"]["steps"] == 3
     assert 0.0 <= r["accuracy"] <= 1.0 and r["chance"] == 1 / 8
+    assert len(r["accuracy_by_answer"]) == 2  # the cell's 2 queries per sequence, each scored on its own
     table = (tmp_path / "table.md").read_text()
     assert "| mqar | 16x2 | lstm | 16 |" in table and "| mqar | 16x2 | transformer | 16 |" in table
     assert "Learning-rate sweep" in table

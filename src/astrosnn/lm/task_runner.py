@@ -55,8 +55,7 @@ from astrosnn.lm.task_checkpoint import (
 from astrosnn.lm.tasks import (
     TaskBatch,
     delayed_recall,
-    masked_accuracy,
-    masked_loss,
+        masked_loss,
     selective_copying,
     zoology_mqar,
 )
@@ -234,19 +233,29 @@ def _read_done(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @torch.no_grad()
-def _evaluate(model: torch.nn.Module, test: TaskBatch, chunk: int = 64, device: str = "cpu") -> tuple[float, float]:
-    """(accuracy, loss) over the scored positions of the test set, in chunks."""
+def _evaluate(model: torch.nn.Module, test: TaskBatch, chunk: int = 64,
+              device: str = "cpu") -> tuple[float, float, list[float]]:  # fmt: skip
+    """(accuracy, loss, accuracy by answer index) over the scored positions of the test set, in chunks.
+
+    The answer index of a scored position is its rank among its sequence's scored positions (the k-th recalled
+    symbol, the k-th query): where a model fails, it shows which answers it gets and which it does not."""
     model.eval()
-    hits, loss, count = 0.0, 0.0, 0
+    loss = 0.0
+    hits_by = torch.zeros(test.mask.shape[1], dtype=torch.float64)
+    seen_by = torch.zeros_like(hits_by)
     for i in range(0, test.inputs.shape[0], chunk):
         part = TaskBatch(*(t[i : i + chunk].to(device) for t in test[:3]), test.vocab_size, test.chance)
         logits = model(part.inputs)[0].float()
-        n = int(part.mask.sum())
-        hits += masked_accuracy(logits, part) * n
-        loss += float(masked_loss(logits, part)) * n
-        count += n
+        rank = (part.mask.long().cumsum(dim=1) - 1)[part.mask].cpu()
+        right = (logits[part.mask].argmax(-1) == part.targets[part.mask]).double().cpu()
+        hits_by.index_add_(0, rank, right)
+        seen_by.index_add_(0, rank, torch.ones_like(right))
+        loss += float(masked_loss(logits, part)) * int(part.mask.sum())
     model.train()
-    return hits / count, loss / count
+    count = float(seen_by.sum())
+    answers = int((seen_by > 0).sum())
+    by_index = (hits_by[:answers] / seen_by[:answers].clamp_min(1)).tolist()
+    return float(hits_by.sum()) / count, loss / count, by_index
 
 
 def train_one(spec: GridSpec, cell: Cell, model_choice: ModelChoice, width: int, lr: float, seed: int,
@@ -305,10 +314,11 @@ def train_one(spec: GridSpec, cell: Cell, model_choice: ModelChoice, width: int,
             break
         done = step + 1
         if done % every == 0 or done == spec.steps:
-            acc, test_loss = _evaluate(model, test, device=spec.device)
+            acc, test_loss, by_index = _evaluate(model, test, device=spec.device)
             window = losses[-every:]
             curve.append({"step": done, "test_accuracy": acc, "test_loss": test_loss,
-                          "train_loss": sum(window) / len(window), "train_time_s": train_time})  # fmt: skip
+                          "train_loss": sum(window) / len(window), "train_time_s": train_time,
+                          "accuracy_by_answer": [round(v, 4) for v in by_index]})  # fmt: skip
             if checkpoint is not None and done < spec.steps:
                 save_task_progress(checkpoint, model, optimizer, step=done, tokens=done * spec.batch_size * cell.seq_len,
                                    train_time=train_time, wall_time=wall_before + time.perf_counter() - wall0,
@@ -318,6 +328,7 @@ def train_one(spec: GridSpec, cell: Cell, model_choice: ModelChoice, width: int,
     diverged = not math.isfinite(losses[-1])
     final = curve[-1] if curve and not diverged else {"test_accuracy": 0.0, "test_loss": float("inf")}
     return {"status": "done", "diverged": diverged, "accuracy": final["test_accuracy"],
+            "accuracy_by_answer": final.get("accuracy_by_answer", []),
             "test_loss": final["test_loss"], "chance": test.chance, "parameters": count_parameters(model),
             "train_time_s": train_time, "wall_time_s": wall_before + time.perf_counter() - wall0, "curve": curve,
             "steps_done": len(losses)}  # fmt: skip
