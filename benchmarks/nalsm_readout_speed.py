@@ -10,6 +10,12 @@ normalised as the readout does. Timed per epoch, each piece on its own: one trai
 engine epoch + validation and test passes, plus a training pass when the training accuracy is computed at the
 end of the epoch (before this change always; now only without a validation split). Also checks that the
 engines' weights agree to rounding after the timed epochs.
+
+    taskset -c 1 env OMP_NUM_THREADS=1 python benchmarks/nalsm_readout_speed.py --features RUN [--engines fused]
+
+A whole readout on a run's saved features (`astrosnn nalsm train --save-features`) with the run's readout
+config, per engine: the chosen epoch, validation and test accuracy and wall time, beside the run's own
+(metrics.json); the check that a new engine reproduces a recorded result to seed-free noise.
 """
 
 from __future__ import annotations
@@ -34,7 +40,10 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--engines", default="autograd,fused")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--features", default=None, help="a run folder with features.safetensors: whole readouts")
     args = ap.parse_args()
+    if args.features:
+        return whole_readouts(args)
 
     from astrosnn.nalsm.config import ReadoutConfig
     from astrosnn.nalsm.readout import _accuracy, normalize_in_chunks, soft_targets
@@ -84,6 +93,36 @@ def main() -> None:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "training_epoch_s": epoch_s, "accuracy_pass_s": pass_s,
                        "torch": torch.__version__, "machine": platform.processor() or platform.machine()}, f, indent=2)
+
+
+def whole_readouts(args) -> None:
+    from pathlib import Path
+
+    from safetensors.numpy import load_file
+
+    from astrosnn.nalsm.config import ReadoutConfig
+    from astrosnn.nalsm.readout import train_readout
+
+    run = Path(args.features)
+    data = load_file(str(run / "features.safetensors"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    cfg = ReadoutConfig.from_dict(metrics["config"]["readout"])
+    splits = [data[f"{s}.{k}"] for s in ("train", "validation", "test") for k in ("counts", "labels")]
+    print(f"{run.name}, recorded: epoch {metrics['best_epoch']}, validation {metrics['validation_accuracy']:.4f}, "
+          f"test {metrics['test_accuracy']:.4f} ({metrics.get('readout_engine') or 'autograd'})")
+    rows = {}
+    for name in args.engines.split(","):
+        t0 = time.perf_counter()
+        r = train_readout(*splits, config=cfg, engine=name)
+        h = r.history
+        rows[name] = {"best_epoch": h.best_epoch, "validation": h.val_accuracy[h.best_epoch],
+                      "test": h.test_accuracy[h.best_epoch], "epochs": len(h.loss), "seconds": time.perf_counter() - t0}
+        print(f"{name:9s} epoch {h.best_epoch}, validation {rows[name]['validation']:.4f}, test "
+              f"{rows[name]['test']:.4f}; {len(h.loss)} epochs in {rows[name]['seconds']:.0f} s", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"run": str(run), "recorded": {k: metrics[k] for k in ("best_epoch", "validation_accuracy",
+                       "test_accuracy")}, "engines": rows, "torch": torch.__version__}, f, indent=2)
 
 
 if __name__ == "__main__":
