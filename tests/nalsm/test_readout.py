@@ -66,6 +66,7 @@ def test_adadelta_learns_a_separable_problem():
     assert h.val_accuracy[h.best_epoch] >= 0.95
     assert r.score(xt, yt) >= 0.95
     assert len(h.loss) == len(h.train_accuracy) == len(h.val_accuracy) == len(h.test_accuracy)
+    assert h.train_accuracy_running and h.to_dict()["train_accuracy_running"]  # validation picks the epoch
     assert h.loss[-1] < h.loss[0]
 
 
@@ -104,7 +105,7 @@ def test_without_validation_the_end_of_epoch_training_accuracy_picks_the_epoch()
     x, y = blobs(30, noise=4.0)
     r = train_readout(x, y, config=ReadoutConfig(max_epochs=40, patience=10, **FAST))
     h = r.history
-    assert h.best_epoch == int(np.argmax(h.train_accuracy))
+    assert h.best_epoch == int(np.argmax(h.train_accuracy)) and not h.train_accuracy_running
     assert r.score(x, y) == pytest.approx(h.train_accuracy[h.best_epoch])
 
 

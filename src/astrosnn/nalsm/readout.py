@@ -74,10 +74,12 @@ class ReadoutHistory:
     val_accuracy: list[float] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
     best_epoch: int = 0
+    train_accuracy_running: bool = False  # True: the running accuracy described above
 
     def to_dict(self) -> dict:
         return {"loss": self.loss, "train_accuracy": self.train_accuracy, "val_accuracy": self.val_accuracy,
-                "test_accuracy": self.test_accuracy, "best_epoch": self.best_epoch}
+                "test_accuracy": self.test_accuracy, "best_epoch": self.best_epoch,
+                "train_accuracy_running": self.train_accuracy_running}
 
 
 @dataclass
@@ -206,7 +208,7 @@ def _fit_adadelta(xs, ys, classes, cfg: ReadoutConfig, scale, progress: bool, en
     batches = [(xs["train"][i:i + cfg.batch_size], targets[i:i + cfg.batch_size], ys["train"][i:i + cfg.batch_size])
                for i in range(0, len(targets), cfg.batch_size)]
     select = "val" if "val" in xs else "train"
-    hist = ReadoutHistory()
+    hist = ReadoutHistory(train_accuracy_running=select == "val")
     best = (-1.0, fit.weight.clone(), fit.bias.clone())
     bar = tqdm(range(cfg.max_epochs), desc="readout", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:

@@ -95,7 +95,9 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: str | Pat
     for key, color in (("train_accuracy", "tab:blue"), ("val_accuracy", "tab:orange"), ("test_accuracy", "tab:green")):
         values = list(history.get(key, []))
         if values:
-            ax.plot(np.arange(len(values)), values, color=color, lw=1.2, label=key.replace("_", " "))
+            label = key.replace("_", " ") + (" (running)" if key == "train_accuracy" and
+                                             history.get("train_accuracy_running") else "")
+            ax.plot(np.arange(len(values)), values, color=color, lw=1.2, label=label)
     best = history.get("best_epoch")
     if best is not None:
         ax.axvline(int(best), color="k", ls="--", lw=1, label=f"best epoch {int(best)}")
