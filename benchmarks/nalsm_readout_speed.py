@@ -15,7 +15,7 @@ engines' weights agree to rounding after the timed epochs.
 
 A whole readout on a run's saved features (`astrosnn nalsm train --save-features`) with the run's readout
 config, per engine: the chosen epoch, validation and test accuracy and wall time, beside the run's own
-(metrics.json); the check that a new engine reproduces a recorded result to seed-free noise.
+(metrics.json): the check that an engine reproduces a recorded result.
 """
 
 from __future__ import annotations
@@ -126,4 +126,11 @@ def whole_readouts(args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from astrosnn.errors import AstrosnnError
+
+    try:
+        main()
+    except (AstrosnnError, OSError, KeyError) as err:  # unknown engine, missing or damaged run folder
+        sys.exit(f"error: {err}")

@@ -55,7 +55,7 @@ from astrosnn.lm.task_checkpoint import (
 from astrosnn.lm.tasks import (
     TaskBatch,
     delayed_recall,
-        masked_loss,
+    masked_loss,
     selective_copying,
     zoology_mqar,
 )
