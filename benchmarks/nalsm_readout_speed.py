@@ -98,14 +98,13 @@ def main() -> None:
 def whole_readouts(args) -> None:
     from pathlib import Path
 
-    from safetensors.numpy import load_file
-
     from astrosnn.nalsm.config import ReadoutConfig
     from astrosnn.nalsm.readout import train_readout
+    from astrosnn.runinfo import load_json, load_tensors
 
     run = Path(args.features)
-    data = load_file(str(run / "features.safetensors"))
-    metrics = json.loads((run / "metrics.json").read_text())
+    data = load_tensors(run / "features.safetensors")  # one clear error for a missing or damaged file
+    metrics = load_json(run / "metrics.json")
     cfg = ReadoutConfig.from_dict(metrics["config"]["readout"])
     splits = [data[f"{s}.{k}"] for s in ("train", "validation", "test") for k in ("counts", "labels")]
     print(f"{run.name}, recorded: epoch {metrics['best_epoch']}, validation {metrics['validation_accuracy']:.4f}, "
@@ -132,5 +131,7 @@ if __name__ == "__main__":
 
     try:
         main()
-    except (AstrosnnError, OSError, KeyError) as err:  # unknown engine, missing or damaged run folder
+    except (AstrosnnError, OSError) as err:  # unknown engine, missing or damaged run folder
         sys.exit(f"error: {err}")
+    except (KeyError, TypeError) as err:  # readable files without the expected entries
+        sys.exit(f"error: not a saved NALSM run folder (missing entry {err})")
