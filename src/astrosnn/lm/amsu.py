@@ -4,7 +4,8 @@ Per layer (width ``d``, ``h`` heads of size ``d_h = d / h``)::
 
     I_t = sigma(W_I x_t + b_I)                               neuron input current
     x~_t = sum_j w_j * x_{t-j}   (depthwise causal shift)   order signal for keys/queries
-    k_t = phi(W_k x~_t),  q_t = phi(W_q x~_t),  v_t = W_v x_t
+    c_t = exp(-A dt_t) c_{t-1} + dt_t u_t                   optional astrocyte clock (``clock`` channels > 0)
+    k_t = phi(W_k x~_t + W_ck c_t),  q_t = phi(W_q x~_t + W_cq c_t),  v_t = W_v x_t
     H_t = lambda H_{t-1} + v_t k_t^T                         astrocyte memory, per head (write rule ``memory``:
                                                              hebbian | delta | gated | gated-delta)
     o_t = g * Norm(H_t q_t)                                  RMS norm, or / (q_t . z_t), z_t = lambda z_{t-1} + k_t
@@ -14,7 +15,9 @@ Per layer (width ``d``, ``h`` heads of size ``d_h = d / h``)::
 With ``neuron="none"`` the layer has no neuron (no ``I_t``, ``u_t``, ``s_t``) and outputs ``o_t`` itself: a
 linear-attention layer with the AM-SU's projections, token shift and memory (the ``linear-attention``
 baseline that isolates what spiking costs). Rules with gates (``delta``: ``beta_t``; ``gated``: ``alpha_t``)
-read them from one extra projection of ``x_t`` (``gate``, ``heads * gate_count`` outputs).
+read them from one extra projection of ``x_t`` (``gate``, ``heads * gate_count`` outputs). The clock (off by
+default, beyond the paper) is an input-gated leaky counter that addresses the k-th item of a list; see
+:mod:`astrosnn.lm.clock`.
 
 Two forms that agree to float precision: :func:`amsu_step` (one token, explicit state; generation)
 and :func:`amsu_sequence` (training: the astrocyte memory exactly in chunks, the neuron as a fused scan).
@@ -35,6 +38,7 @@ from torch import Tensor, nn
 from astrosnn.core.surrogate import SURROGATE_NAMES, Surrogate, get_surrogate
 from astrosnn.errors import AstrosnnError
 from astrosnn.lm.base import DEFAULT_SIZE
+from astrosnn.lm.clock import clock_drive, clock_rates_init, clock_sequence, clock_step
 from astrosnn.lm.memory import memory_names, memory_rule
 from astrosnn.lm.scan import lif_scan, scan_backend_names
 from astrosnn.lm.scan_common import reset_mode
@@ -112,6 +116,8 @@ class AMSUConfig:
             :mod:`astrosnn.lm.memory`). ``delta`` and ``gated-delta`` refuse ``norm="denominator"``.
         neuron: ``lif`` (the AM-SU) | ``none`` (no neuron: the layer outputs ``o_t``, a linear-attention layer;
             needs the astrocyte).
+        clock: channels of the astrocyte clock that feeds keys and queries (0 = none, the paper's layer; see
+            :mod:`astrosnn.lm.clock`). Needs the astrocyte.
     """
 
     width: int = DEFAULT_SIZE.width
@@ -136,6 +142,7 @@ class AMSUConfig:
     scan_backend: str = "auto"
     memory: str = "hebbian"
     neuron: str = "lif"
+    clock: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -174,6 +181,10 @@ class AMSUConfig:
             raise AstrosnnError(f"AM-SU chunk_size must be >= 1, got {self.chunk_size}")
         if self.shift_size < 1:
             raise AstrosnnError(f"AM-SU shift_size must be >= 1, got {self.shift_size}")
+        if self.clock < 0:
+            raise AstrosnnError(f"AM-SU clock must be >= 0 channels, got {self.clock}")
+        if self.clock and not self.astrocyte:
+            raise AstrosnnError("AM-SU clock needs the astrocyte (it feeds the memory's keys and queries)")
         if self.surrogate_alpha is not None and not 0 < self.surrogate_alpha < float("inf"):
             raise AstrosnnError(f"AM-SU surrogate_alpha must be a finite number > 0, got {self.surrogate_alpha}")
         if not 0 < self.threshold < float("inf"):  # also refuses NaN
@@ -207,7 +218,7 @@ class AMSUState(NamedTuple):
 
     u: ``(B, d)`` membrane; s: ``(B, d)`` last spikes; memory: ``(B, h, d_h, d_h)`` the astrocyte's
     linear-attention memory ``H`` (value x key); key_sum: ``(B, h, d_h)`` ``z`` for the ``denominator`` norm;
-    shift: ``(B, taps - 1, d)`` last inputs, oldest first.
+    shift: ``(B, taps - 1, d)`` last inputs, oldest first; clock: ``(B, C)`` the astrocyte clock.
     """
 
     u: Tensor
@@ -215,6 +226,7 @@ class AMSUState(NamedTuple):
     memory: Tensor
     key_sum: Tensor
     shift: Tensor
+    clock: Tensor
 
 
 class AMSUParams(NamedTuple):
@@ -233,6 +245,10 @@ class AMSUParams(NamedTuple):
     surrogate: Surrogate
     w_gate: Tensor | None = None  # (h * gate_count, d): the memory rule's gate pre-activations
     b_gate: Tensor | None = None  # (h * gate_count,)
+    w_clock: Tensor | None = None  # (2C, d): the clock's step-size and drive pre-activations
+    b_clock: Tensor | None = None  # (2C,)
+    clock_rate: Tensor | None = None  # (C,) A > 0
+    w_clock_kq: Tensor | None = None  # (2d, C): the clock's key | query contributions
 
 
 def amsu_state_shapes(config: AMSUConfig, batch_size: int) -> AMSUState:
@@ -246,6 +262,7 @@ def amsu_state_shapes(config: AMSUConfig, batch_size: int) -> AMSUState:
         memory=(batch_size, h, dh, dh) if astro else (batch_size, 0),
         key_sum=(batch_size, h, dh) if astro and config.norm == "denominator" else (batch_size, 0),
         shift=(batch_size, config.shift_taps - 1 if astro else 0, d),
+        clock=(batch_size, config.clock),
     )
 
 
@@ -279,11 +296,13 @@ def _current_and_value(
 
 
 def _keys_and_queries(
-    x_shift: Tensor, params: AMSUParams, config: AMSUConfig
+    x_shift: Tensor, params: AMSUParams, config: AMSUConfig, clock: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
-    """``k = phi(W_k x~)``, ``q = phi(W_q x~)`` with one matrix product."""
-    both = _phi(config.phi, F.linear(x_shift, torch.cat([params.w_key, params.w_query])))
-    key, query = both.split(config.width, dim=-1)
+    """``k = phi(W_k x~ [+ W_ck c])``, ``q = phi(W_q x~ [+ W_cq c])`` with one matrix product each."""
+    pre = F.linear(x_shift, torch.cat([params.w_key, params.w_query]))
+    if clock is not None:
+        pre = pre + F.linear(clock, params.w_clock_kq)
+    key, query = _phi(config.phi, pre).split(config.width, dim=-1)
     return key, query
 
 
@@ -317,11 +336,13 @@ def amsu_step(
     B, d = x.shape
     h, dh = config.heads, config.head_size
     current, v = _current_and_value(x, params, config)
-    memory, key_sum, shift = state.memory, state.key_sum, state.shift
+    memory, key_sum, shift, clock = state.memory, state.key_sum, state.shift, state.clock
     feedback = None
     if config.astrocyte:
         x_shift, shift = _token_shift(x.unsqueeze(1), shift, params.shift)
-        k, q = _keys_and_queries(x_shift.squeeze(1), params, config)
+        if config.clock:
+            clock = clock_step(*clock_drive(x, params.w_clock, params.b_clock), params.clock_rate, clock)
+        k, q = _keys_and_queries(x_shift.squeeze(1), params, config, clock if config.clock else None)
         k, q, v = k.reshape(B, h, dh), q.reshape(B, h, dh), v.reshape(B, h, dh)
         use_den = config.norm == "denominator"
         y, den, memory, key_sum_new = memory_rule(config.memory).step(
@@ -331,12 +352,12 @@ def amsu_step(
             key_sum = key_sum_new
         feedback = params.gain * _readout_norm(y, config, den).reshape(B, d)
     if not config.spiking:
-        return feedback, AMSUState(state.u, state.s, memory, key_sum, shift)
+        return feedback, AMSUState(state.u, state.s, memory, key_sum, shift, clock)
     s, neurons = spiking_step(
         current, SpikingState(state.u, state.s), params.beta, params.theta, params.surrogate,
         config.reset_mode, feedback,
     )  # fmt: skip
-    return s, AMSUState(neurons.u, neurons.s, memory, key_sum, shift)
+    return s, AMSUState(neurons.u, neurons.s, memory, key_sum, shift, clock)
 
 
 def amsu_sequence(
@@ -346,11 +367,15 @@ def amsu_sequence(
     B, T, d = x.shape
     h, dh = config.heads, config.head_size
     current, v = _current_and_value(x, params, config)
-    memory, key_sum, shift = state.memory, state.key_sum, state.shift
+    memory, key_sum, shift, clock = state.memory, state.key_sum, state.shift, state.clock
     feedback = None
     if config.astrocyte:
         x_shift, shift = _token_shift(x, shift, params.shift)
-        k, q = _keys_and_queries(x_shift, params, config)
+        clocks = None
+        if config.clock:
+            dt, u = clock_drive(x, params.w_clock, params.b_clock)
+            clocks, clock = clock_sequence(dt, u, params.clock_rate, clock, config.chunk_size)
+        k, q = _keys_and_queries(x_shift, params, config, clocks)
 
         def heads(
             t: Tensor,
@@ -371,13 +396,13 @@ def amsu_sequence(
         y = _readout_norm(y.transpose(1, 2), config, den)  # (B, T, h, dh)
         feedback = params.gain * y.reshape(B, T, d)
     if not config.spiking:
-        return feedback, AMSUState(state.u, state.s, memory, key_sum, shift)
+        return feedback, AMSUState(state.u, state.s, memory, key_sum, shift, clock)
     spikes, u = lif_scan(
         current, feedback, params.beta, params.theta, state.u, state.s, params.surrogate,
         config.reset_mode, config.scan_backend,
     )  # fmt: skip
     s_last = spikes[:, -1] if T else state.s
-    return spikes, AMSUState(u, s_last, memory, key_sum, shift)
+    return spikes, AMSUState(u, s_last, memory, key_sum, shift, clock)
 
 
 def _logit(p: float) -> float:
@@ -435,6 +460,14 @@ class AMSU(nn.Module):
             if rule.gate_count:  # created last: the hebbian layer's parameters (and RNG draws) are unchanged
                 self.gate = nn.Linear(d, h * rule.gate_count)
                 nn.init.zeros_(self.gate.bias)  # beta_t = 1/2, alpha_t = lambda at a zero input
+            if config.clock:  # created last too; W_ck = W_cq = 0: at init the layer is the clock-free one
+                C = config.clock
+                self.clock_in = nn.Linear(d, 2 * C)
+                with torch.no_grad():  # dt = softplus(log(e - 1)) = 1 and u = 1 at a zero input: it counts tokens
+                    self.clock_in.bias[:C] = math.log(math.e - 1)
+                    self.clock_in.bias[C:] = 1.0
+                self.clock_log_rate = nn.Parameter(clock_rates_init(C).log())
+                self.clock_kq = nn.Parameter(torch.zeros(2 * d, C))
 
     @property
     def astrocyte_decay(self) -> Tensor | None:
@@ -446,6 +479,7 @@ class AMSU(nn.Module):
         astro, spiking = self.config.astrocyte, self.config.spiking
         decay = hasattr(self, "lambda_logit")
         gate = getattr(self, "gate", None)
+        clock = self.config.clock > 0
 
         def cast(t: Tensor) -> Tensor:
             return t if dtype is None else t.to(dtype)
@@ -464,6 +498,10 @@ class AMSU(nn.Module):
             surrogate=self.surrogate,
             w_gate=None if gate is None else cast(gate.weight),
             b_gate=None if gate is None else cast(gate.bias),
+            w_clock=cast(self.clock_in.weight) if clock else None,
+            b_clock=cast(self.clock_in.bias) if clock else None,
+            clock_rate=cast(self.clock_log_rate.exp()) if clock else None,
+            w_clock_kq=cast(self.clock_kq) if clock else None,
         )
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> AMSUState:  # noqa: ANN001
@@ -485,7 +523,7 @@ class AMSU(nn.Module):
         want = amsu_state_shapes(self.config, x.shape[0])
         if not isinstance(state, tuple) or len(state) != len(want):
             raise AstrosnnError(
-                "AM-SU state must be an AMSUState (u, s, memory, key_sum, shift) from init_state"
+                "AM-SU state must be an AMSUState (u, s, memory, key_sum, shift, clock) from init_state"
             )
         for name, have, shape in zip(AMSUState._fields, state, want):
             if tuple(have.shape) != shape:
@@ -514,4 +552,5 @@ class AMSU(nn.Module):
         return (
             f"width={c.width}, heads={c.heads}, astrocyte={c.astrocyte}, norm={c.norm!r}, "
             f"reset={c.reset_mode!r}, token_shift={c.token_shift}, memory={c.memory!r}, neuron={c.neuron!r}"
+            + (f", clock={c.clock}" if c.clock else "")
         )

@@ -236,6 +236,8 @@ def fused_unsupported_reason(model: nn.Module) -> str | None:
     cfg = model.config.amsu
     if not cfg.spiking:
         return "neuron 'none' (linear-attention) has no fused step"
+    if cfg.clock:
+        return "the astrocyte clock has no fused step"
     w = model.embed.weight
     if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64):
         return f"the fused step runs float32/float64 CPU models, got {w.dtype} on {w.device}"
@@ -388,7 +390,8 @@ class FusedDecoder:
             mem = self.memory[layer] if self.astro else np.zeros(shapes.memory, self.memory.dtype)
             ks = self.key_sum[layer] if self.astro and self.flags[3] else np.zeros(shapes.key_sum, self.memory.dtype)
             sh = self.shift[layer] if self.astro else np.zeros(shapes.shift, self.memory.dtype)
-            am = AMSUState(*(torch.from_numpy(np.array(t)) for t in (self.u_a[layer], self.s_a[layer], mem, ks, sh)))
+            clock = np.zeros(shapes.clock, self.memory.dtype)  # the fused step runs clock-free layers only
+            am = AMSUState(*(torch.from_numpy(np.array(t)) for t in (self.u_a[layer], self.s_a[layer], mem, ks, sh, clock)))
             mlp = SpikingState(torch.from_numpy(self.u_m[layer].copy()), torch.from_numpy(self.s_m[layer].copy()))
             out.append(BlockState(am, mlp))
         return tuple(out)
