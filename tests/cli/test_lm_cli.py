@@ -77,6 +77,18 @@ def test_model_options_pass_through_set(lm_run, tmp_path, capsys, one_line_error
     one_line_error(["lm", "train", "--corpus", str(text), "--steps", "1", "--set", "colour"], "KEY=VALUE")
 
 
+def test_clock_trains_and_generates_from_the_cli(lm_run, tmp_path, capsys):
+    _, text, _ = lm_run
+    out = tmp_path / "clock"
+    args = ["lm", "train", "--corpus", str(text), "--width", "16", "--layers", "1", "--heads", "2",
+            "--seq-len", "16", "--batch-size", "2", "--out", str(out), "--quiet", "--set", "clock=4"]
+    assert main([*args, "--steps", "2"]) == 0
+    assert json.loads((out / "config.json").read_text())["model_config"]["amsu"]["clock"] == 4
+    capsys.readouterr()
+    assert main(["lm", "generate", "--checkpoint", str(out), "--prompt", "the ", "--max-new-tokens", "5"]) == 0
+    assert capsys.readouterr().out.startswith("the ")  # the step form (the fused decoder has no clock)
+
+
 def test_plot_learning_curves(lm_run, tmp_path, capsys):
     _, _, out = lm_run
     png = tmp_path / "curves.png"

@@ -1,0 +1,121 @@
+"""The astrocyte clock: chunked form equals the per-token loop; the AM-SU's forms agree with it; it counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from astrosnn.errors import AstrosnnError
+from astrosnn.lm.amsu import AMSU, AMSUConfig
+from astrosnn.lm.clock import clock_rates_init, clock_reference, clock_sequence
+from astrosnn.lm.decode import fused_unsupported_reason
+from astrosnn.lm.registry import build_model
+
+B, T, C = 3, 45, 5
+
+
+def _inputs(seed: int = 0, t: int = T):
+    g = torch.Generator().manual_seed(seed)
+    dt = F.softplus(torch.randn(B, t, C, generator=g, dtype=torch.float64) * 3)  # from ~0 (skip) to ~10 (reset)
+    u = torch.randn(B, t, C, generator=g, dtype=torch.float64)
+    clock = torch.randn(B, C, generator=g, dtype=torch.float64)
+    return dt, u, clock_rates_init(C).double(), clock
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 16, T, 100])
+def test_chunked_clock_equals_the_per_token_loop(chunk):
+    dt, u, rate, clock = _inputs()
+    ref, ref_last = clock_reference(dt, u, rate, clock)
+    out, last = clock_sequence(dt, u, rate, clock, chunk)
+    assert torch.allclose(out, ref, atol=1e-12, rtol=0)
+    assert torch.allclose(last, ref_last, atol=1e-12, rtol=0)
+
+
+def test_chunked_clock_gradients_equal_the_loop():
+    dt, u, rate, clock = (t.requires_grad_(True) for t in _inputs(1, 20))
+    weights = torch.randn(B, 20, C, dtype=torch.float64)
+    grads = []
+    for form in (lambda *a: clock_reference(*a), lambda *a: clock_sequence(*a, chunk_size=6)):
+        out, _ = form(dt, u, rate, clock)
+        grads.append(torch.autograd.grad((out * weights).sum(), (dt, u, rate, clock)))
+    for a, b in zip(*grads):
+        assert torch.isfinite(a).all() and torch.allclose(a, b, atol=1e-10, rtol=0)
+
+
+def test_clock_counts_ticks_skips_noise_and_resets():
+    rate = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    dt = torch.tensor([1.0, 1.0, 0.0, 1.0, 100.0, 1.0], dtype=torch.float64).view(1, 6, 1).expand(1, 6, 2)
+    u = torch.ones(1, 6, 2, dtype=torch.float64)
+    c, _ = clock_sequence(dt.contiguous(), u, rate, torch.zeros(1, 2, dtype=torch.float64), chunk_size=4)
+    a = torch.exp(-rate)
+    counts = [(1 - a**n) / (1 - a) for n in (1, 2, 2, 3)]  # the skipped token (dt = 0) keeps the count
+    for t, want in enumerate(counts):
+        assert torch.allclose(c[0, t], want, atol=1e-12)
+    assert torch.allclose(c[0, 4], torch.full((2,), 100.0, dtype=torch.float64), atol=1e-12)  # reset to dt * u
+    assert torch.allclose(c[0, 5], a * 100 + 1, atol=1e-12)
+
+
+def _clock_layer(**kw) -> AMSU:
+    torch.manual_seed(0)
+    layer = AMSU(AMSUConfig(width=12, heads=3, clock=4, chunk_size=7, **kw)).double()
+    torch.nn.init.normal_(layer.clock_kq, std=0.5)  # zero at init: give the clock a say in the keys
+    return layer
+
+
+@pytest.mark.parametrize("options", [{}, {"memory": "gated-delta", "phi": "identity"}, {"neuron": "none"}])
+def test_layer_with_clock_agrees_between_forms_and_in_halves(options):
+    layer = _clock_layer(**options)
+    x = torch.randn(2, 40, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2
+    seq, seq_state = layer(x)
+    state, steps = None, []
+    for t in range(x.shape[1]):
+        out, state = layer.step(x[:, t], state)
+        steps.append(out)
+    assert torch.allclose(torch.stack(steps, 1), seq, atol=1e-9, rtol=0)
+    assert torch.allclose(state.clock, seq_state.clock, atol=1e-10) and seq_state.clock.abs().sum() > 0
+    first, mid = layer(x[:, :13])
+    second, end = layer(x[:, 13:], mid)
+    assert torch.allclose(torch.cat([first, second], 1), seq, atol=1e-9, rtol=0)
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(end, seq_state))
+
+
+def test_clock_changes_the_keys_and_learns():
+    layer = _clock_layer()
+    x = torch.randn(2, 30, 12, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2
+    with_clock, _ = layer(x)
+    torch.nn.init.zeros_(layer.clock_kq)
+    without, _ = layer(x)
+    assert not torch.equal(with_clock, without)
+    torch.nn.init.normal_(layer.clock_kq, std=0.5)
+    out, _ = layer(x)
+    (out * torch.randn_like(out)).sum().backward()
+    for name in ("clock_in.weight", "clock_in.bias", "clock_log_rate", "clock_kq"):
+        grad = dict(layer.named_parameters())[name].grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
+
+
+def test_clock_off_leaves_the_paper_layer_unchanged():
+    torch.manual_seed(0)
+    plain = AMSU(AMSUConfig(width=12, heads=3))
+    torch.manual_seed(0)
+    clocked = AMSU(AMSUConfig(width=12, heads=3, clock=4))  # clock parameters are created last
+    shared = plain.state_dict()
+    assert all(torch.equal(shared[k], v) for k, v in clocked.state_dict().items() if k in shared)
+    assert not any(k.startswith("clock") for k in shared)
+    x = torch.randn(2, 20, 12)
+    assert torch.equal(plain(x)[0], clocked(x)[0])  # W_ck = W_cq = 0 at init
+
+
+@pytest.mark.parametrize(
+    "options, match", [({"clock": -1}, "clock must be >= 0"), ({"clock": 4, "astrocyte": False}, "clock needs")]
+)
+def test_bad_clock_config_raises(options, match):
+    with pytest.raises(AstrosnnError, match=match):
+        AMSUConfig(width=12, heads=3, **options)
+
+
+def test_model_with_clock_builds_from_options_and_decodes_with_the_step_form():
+    model = build_model("astrosnn", vocab_size=20, width=16, layers=2, heads=2, clock=3)
+    assert model.config.amsu.clock == 3
+    assert fused_unsupported_reason(model) == "the astrocyte clock has no fused step"
