@@ -86,7 +86,7 @@ def test_clock_trains_and_generates_from_the_cli(lm_run, tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["model_config"]["amsu"]["clock"] == 4
     capsys.readouterr()
     assert main(["lm", "generate", "--checkpoint", str(out), "--prompt", "the ", "--max-new-tokens", "5"]) == 0
-    assert capsys.readouterr().out.startswith("the ")  # the step form (the fused decoder has no clock)
+    assert capsys.readouterr().out.startswith("the ")
 
 
 def test_plot_learning_curves(lm_run, tmp_path, capsys):

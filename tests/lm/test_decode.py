@@ -58,6 +58,27 @@ def test_fused_step_equals_model_step(options, dtype, tol):
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+@pytest.mark.parametrize("memory", ["hebbian", "gated-delta"])
+def test_fused_step_equals_model_step_with_the_clock(memory, dtype, tol):
+    model = _model("astrosnn", dtype, memory=memory, clock=5)
+    with torch.no_grad():
+        for block in model.blocks:  # W_ck = W_cq = 0 at init: give the clock a say in the keys
+            block.amsu.clock_kq.normal_(0, 0.5, generator=torch.Generator().manual_seed(2))
+    err, spikes = _compare(model, dtype)
+    assert spikes > 0 and err <= tol
+    ids = torch.randint(0, 40, (2, 12), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        _, state = model(ids)
+        decoder = FusedDecoder(model)
+        decoder.load_state(model(ids[:, :6])[1])
+        for t in range(6, 12):
+            decoder.step(ids[:, t])
+    for mine, theirs in zip(decoder.state(), state):
+        assert theirs.amsu.clock.abs().sum() > 0
+        assert torch.allclose(mine.amsu.clock, theirs.amsu.clock, atol=tol * 10, rtol=0)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
 def test_fused_step_equals_model_step_without_astrocyte(dtype, tol):
     err, spikes = _compare(_model("lif-snn", dtype), dtype)
     assert spikes > 0 and err <= tol

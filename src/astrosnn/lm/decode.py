@@ -9,8 +9,8 @@ preallocated buffers updated in place, and one ``@njit`` function runs embedding
 -> head for a token. No Python runs per layer or per op.
 
 Covered: ``neuron="lif"`` models (``astrosnn``, ``lif-snn``) with every memory rule (hebbian, gated, delta,
-gated-delta), both readout norms, every phi / sigma, any shift size, astrocyte on or off, every reset mode,
-float32 and float64 on the CPU. Anything else (``linear-attention``, CUDA tensors, other model kinds) uses
+gated-delta), both readout norms, every phi / sigma, any shift size, the astrocyte clock, astrocyte on or off,
+every reset mode, float32 and float64 on the CPU. Anything else (``linear-attention``, CUDA tensors, other model kinds) uses
 the generic ``model.step`` through :class:`StepDecoder`; :func:`make_decoder` picks, and says why in
 ``decoder.fallback_reason``.
 
@@ -99,13 +99,14 @@ def _fused_step(token, embed, head_t, head_b, lnf_w, lnf_b,
                 ln1_w, ln1_b, w_in, b_in, w_kq, shift_w, log_lambda, gain, beta_a, theta_a,
                 w_out, b_out, ln2_w, ln2_b, w1, b1, beta_m, theta_m, w2, b2,
                 u_a, s_a, memory, key_sum, shift, u_m, s_m,
-                x, a, kq, xs, fb, tmp, logits,
+                x, a, kq, xs, fb, tmp, logits, clock, clock_rate, w_ckq,
                 astro, sigma, phi, norm_den, rule, reset_on, heads, taps, eps_ln):  # fmt: skip
     """One token for every row of the batch; state arrays are updated in place, logits written."""
     B, d = x.shape
     L = ln1_w.shape[0]
     dh = d // heads
-    gate_count = (w_in.shape[2] - 2 * d) // heads if astro else 0
+    n_clock = clock.shape[2]
+    gate_count = (w_in.shape[2] - 2 * d - 2 * n_clock) // heads if astro else 0
     for r in range(B):
         x[r] = embed[token[r]]
     for layer in range(L):
@@ -123,6 +124,14 @@ def _fused_step(token, embed, head_t, head_b, lnf_w, lnf_b,
                 if taps > 1:
                     shift[layer, r, taps - 2] = a[r]
             kq[:] = np.dot(xs, w_kq[layer])
+            if n_clock:  # the astrocyte clock: c = exp(-A dt) c + dt u, then k|q += W_ck|cq c
+                base = w_in.shape[2] - 2 * n_clock
+                for r in range(B):
+                    for c in range(n_clock):
+                        step = _softplus(pin[r, base + c])
+                        clock[layer, r, c] = (np.exp(-clock_rate[layer, c] * step) * clock[layer, r, c]
+                                              + step * pin[r, base + n_clock + c])  # fmt: skip
+                kq += np.dot(clock[layer], w_ckq[layer])
             for r in range(B):
                 _phi(kq[r], phi)
                 for hh in range(heads):
@@ -236,8 +245,6 @@ def fused_unsupported_reason(model: nn.Module) -> str | None:
     cfg = model.config.amsu
     if not cfg.spiking:
         return "neuron 'none' (linear-attention) has no fused step"
-    if cfg.clock:
-        return "the astrocyte clock has no fused step"
     w = model.embed.weight
     if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64):
         return f"the fused step runs float32/float64 CPU models, got {w.dtype} on {w.device}"
@@ -313,6 +320,9 @@ class FusedDecoder:
                 if p.w_gate is not None:
                     w.append(p.w_gate)
                     bias.append(p.b_gate)
+                if p.w_clock is not None:  # last: the kernel finds the clock's columns at the end
+                    w.append(p.w_clock)
+                    bias.append(p.b_clock)
             ins.append(_np(torch.cat(w).t(), dt))
             bias_in.append(_np(torch.cat(bias), dt))
         self.w_in, self.b_in = np.ascontiguousarray(np.stack(ins)), np.ascontiguousarray(np.stack(bias_in))
@@ -327,6 +337,13 @@ class FusedDecoder:
             self.w_kq, self.shift_w = one, one
             self.gain = np.zeros((L, d), dtype=self.w_in.dtype)
             self.log_lambda = np.zeros((L, a.heads), dtype=self.w_in.dtype)
+        self.n_clock = a.clock
+        if a.clock:
+            self.clock_rate = np.ascontiguousarray(np.stack([_np(p.clock_rate, dt) for p in params]))
+            self.w_ckq = np.ascontiguousarray(np.stack([_np(p.w_clock_kq.t(), dt) for p in params]))
+        else:
+            self.clock_rate = np.zeros((L, 0), dtype=self.w_in.dtype)
+            self.w_ckq = np.zeros((L, 0, 2 * d), dtype=self.w_in.dtype)
         self.beta_a = np.ascontiguousarray(np.stack([_np(p.beta, dt) for p in params]))
         self.theta_a = np.ascontiguousarray(np.stack([_np(p.theta, dt) for p in params]))
         self.w_out = stack(lambda b: b.out.weight.t())  # rows: the column of each spiking input
@@ -353,6 +370,7 @@ class FusedDecoder:
         self.memory = np.zeros((L, B, h, dh, dh) if self.astro else (L, B, 1, 1, 1), z)
         self.key_sum = np.zeros((L, B, h, dh), z)
         self.shift = np.zeros((L, B, max(self.taps - 1, 0), d), z)
+        self.clock = np.zeros((L, B, self.n_clock), z)
         self.u_m, self.s_m = np.zeros((L, B, H), z), np.zeros((L, B, H), z)
         self.x, self.a, self.xs, self.fb = (np.zeros((B, d), z) for _ in range(4))
         self.kq, self.tmp = np.zeros((B, 2 * d), z), np.zeros((B, d), z)
@@ -375,6 +393,7 @@ class FusedDecoder:
                 if self.flags[3]:
                     self.key_sum[layer] = am.key_sum.detach().numpy()
                 self.shift[layer] = am.shift.detach().numpy()
+                self.clock[layer] = am.clock.detach().numpy()
             self.u_m[layer] = mlp.u.detach().numpy()
             self.s_m[layer] = mlp.s.detach().numpy()
 
@@ -390,7 +409,7 @@ class FusedDecoder:
             mem = self.memory[layer] if self.astro else np.zeros(shapes.memory, self.memory.dtype)
             ks = self.key_sum[layer] if self.astro and self.flags[3] else np.zeros(shapes.key_sum, self.memory.dtype)
             sh = self.shift[layer] if self.astro else np.zeros(shapes.shift, self.memory.dtype)
-            clock = np.zeros(shapes.clock, self.memory.dtype)  # the fused step runs clock-free layers only
+            clock = self.clock[layer]
             am = AMSUState(*(torch.from_numpy(np.array(t)) for t in (self.u_a[layer], self.s_a[layer], mem, ks, sh, clock)))
             mlp = SpikingState(torch.from_numpy(self.u_m[layer].copy()), torch.from_numpy(self.s_m[layer].copy()))
             out.append(BlockState(am, mlp))
@@ -410,14 +429,14 @@ class FusedDecoder:
                     self.w1, self.b1, self.beta_m, self.theta_m, self.w2, self.b2,
                     self.u_a, self.s_a, self.memory, self.key_sum, self.shift, self.u_m, self.s_m,
                     self.x, self.a, self.kq, self.xs, self.fb, self.tmp, self.logits,
-                    *self.flags, self.eps_ln)  # fmt: skip
+                    self.clock, self.clock_rate, self.w_ckq, *self.flags, self.eps_ln)  # fmt: skip
         return self.logits_t
 
     def state_bytes(self) -> int:
         """Bytes of the recurrent state per batch (the model state's, not the work buffers)."""
         arrays = [self.u_a, self.s_a, self.u_m, self.s_m]
         if self.astro:
-            arrays += [self.memory, self.shift] + ([self.key_sum] if self.flags[3] else [])
+            arrays += [self.memory, self.shift, self.clock] + ([self.key_sum] if self.flags[3] else [])
         return sum(t.nbytes for t in arrays)
 
 
