@@ -39,7 +39,7 @@ from astrosnn.core.surrogate import SURROGATE_NAMES, Surrogate, get_surrogate
 from astrosnn.errors import AstrosnnError
 from astrosnn.lm.base import DEFAULT_SIZE
 from astrosnn.lm.clock import clock_drive, clock_rates_init, clock_sequence, clock_step
-from astrosnn.lm.memory import memory_names, memory_rule
+from astrosnn.lm.memory import SOFTPLUS_ONE, memory_names, memory_rule
 from astrosnn.lm.scan import lif_scan, scan_backend_names
 from astrosnn.lm.scan_common import reset_mode
 from astrosnn.lm.spiking import SpikingState, spiking_step
@@ -464,7 +464,7 @@ class AMSU(nn.Module):
                 C = config.clock
                 self.clock_in = nn.Linear(d, 2 * C)
                 with torch.no_grad():  # dt = softplus(log(e - 1)) = 1 and u = 1 at a zero input: it counts tokens
-                    self.clock_in.bias[:C] = math.log(math.e - 1)
+                    self.clock_in.bias[:C] = SOFTPLUS_ONE
                     self.clock_in.bias[C:] = 1.0
                 self.clock_log_rate = nn.Parameter(clock_rates_init(C).log())
                 self.clock_kq = nn.Parameter(torch.zeros(2 * d, C))

@@ -100,7 +100,7 @@ __all__ = [
 
 MemoryOut = tuple[Tensor, Tensor | None, Tensor, Tensor | None]
 _L2_EPS = 1e-6
-_SOFTPLUS_ONE = math.log(math.e - 1)  # softplus(_SOFTPLUS_ONE) = 1
+SOFTPLUS_ONE = math.log(math.e - 1)  # softplus(SOFTPLUS_ONE) = 1
 
 
 class MemoryRule(Protocol):
@@ -161,7 +161,7 @@ class HebbianMemory:
 def _log_alpha(log_lambda: Tensor, gate: Tensor) -> Tensor:
     """``log alpha = log(lambda_h) * softplus(gate + log(e - 1))``; gate ``(B, h[, T])``."""
     shape = (1, -1) + (1,) * (gate.ndim - 2)
-    return log_lambda.view(shape) * F.softplus(gate + _SOFTPLUS_ONE)
+    return log_lambda.view(shape) * F.softplus(gate + SOFTPLUS_ONE)
 
 
 def _l2(x: Tensor) -> Tensor:
