@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from astrosnn.errors import AstrosnnError
 from astrosnn.lm.amsu import AMSU, AMSUConfig
-from astrosnn.lm.clock import clock_rates_init, clock_reference, clock_sequence
+from astrosnn.lm.clock import clock_chunked, clock_rates_init, clock_reference, clock_sequence
+from astrosnn.lm.clock_numba import decayed_sum_scan
 from astrosnn.lm.decode import fused_unsupported_reason
 from astrosnn.lm.registry import build_model
 
@@ -27,7 +28,7 @@ def _inputs(seed: int = 0, t: int = T):
 def test_chunked_clock_equals_the_per_token_loop(chunk):
     dt, u, rate, clock = _inputs()
     ref, ref_last = clock_reference(dt, u, rate, clock)
-    out, last = clock_sequence(dt, u, rate, clock, chunk)
+    out, last = clock_chunked(dt, u, rate, clock, chunk)
     assert torch.allclose(out, ref, atol=1e-12, rtol=0)
     assert torch.allclose(last, ref_last, atol=1e-12, rtol=0)
 
@@ -36,11 +37,45 @@ def test_chunked_clock_gradients_equal_the_loop():
     dt, u, rate, clock = (t.requires_grad_(True) for t in _inputs(1, 20))
     weights = torch.randn(B, 20, C, dtype=torch.float64)
     grads = []
-    for form in (lambda *a: clock_reference(*a), lambda *a: clock_sequence(*a, chunk_size=6)):
+    for form in (lambda *a: clock_reference(*a), lambda *a: clock_chunked(*a, chunk_size=6)):
         out, _ = form(dt, u, rate, clock)
         grads.append(torch.autograd.grad((out * weights).sum(), (dt, u, rate, clock)))
     for a, b in zip(*grads):
         assert torch.isfinite(a).all() and torch.allclose(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("t", [1, 2, T])
+def test_numba_clock_scan_equals_the_loop_values_and_gradients(t):
+    dt, u, rate, clock = (x.requires_grad_(True) for x in _inputs(3, t))
+    weights = torch.randn(B, t, C, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    last_weights = torch.randn(B, C, dtype=torch.float64)
+    results = []
+    for form in (clock_reference, clock_sequence):  # clock_sequence takes the numba scan for CPU float64
+        out, last = form(dt, u, rate, clock)
+        loss = (out * weights).sum() + (last * last_weights).sum()
+        results.append((out, last, torch.autograd.grad(loss, (dt, u, rate, clock))))
+    (ref, ref_last, ref_grads), (out, last, grads) = results
+    assert out.shape == (B, t, C) and torch.allclose(out, ref, atol=1e-12, rtol=0)
+    assert torch.allclose(last, ref_last, atol=1e-12, rtol=0)
+    for a, b in zip(grads, ref_grads):
+        assert torch.isfinite(a).all() and torch.allclose(a, b, atol=1e-10, rtol=0)
+
+
+def test_numba_clock_scan_of_an_empty_sequence_keeps_the_clock():
+    dt, u, rate, clock = _inputs(6, 0)
+    out, last = clock_sequence(dt, u, rate, clock)
+    assert out.shape == (B, 0, C) and torch.equal(last, clock)
+
+
+def test_numba_clock_scan_passes_gradcheck_and_float32_matches_float64():
+    g = torch.Generator().manual_seed(5)
+    log_decay = (-torch.rand(2, 9, 3, generator=g, dtype=torch.float64) * 2).requires_grad_(True)
+    drive = torch.randn(2, 9, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(decayed_sum_scan, (log_decay, drive, c0))
+    out64, _ = decayed_sum_scan(log_decay, drive, c0)
+    out32, _ = decayed_sum_scan(log_decay.float(), drive.float(), c0.float())
+    assert out32.dtype == torch.float32 and torch.allclose(out32.double(), out64, atol=1e-5)
 
 
 def test_clock_counts_ticks_skips_noise_and_resets():

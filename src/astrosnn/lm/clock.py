@@ -19,9 +19,11 @@ Biological reading: astrocytic calcium integrates the synaptic events it sees, w
 (microdomains to whole-cell waves), and which events count is gated by the input: a slow, input-gated trace that
 reports how much has happened since a salient event, a clock the neurons' memory can be addressed by.
 
-Forms: :func:`clock_step` (one token), :func:`clock_reference` (the readable per-token loop over a sequence)
-and :func:`clock_sequence` (chunks: within a chunk one masked ``exp`` of log-decay differences, exact and
-stable since every exponent is <= 0); the tests hold them equal in float64.
+Forms: :func:`clock_step` (one token), :func:`clock_reference` (the readable per-token loop over a sequence),
+:func:`clock_chunked` (torch, any device: within a chunk one masked ``exp`` of log-decay differences, exact
+and stable since every exponent is <= 0) and the numba scan of :mod:`astrosnn.lm.clock_numba` (CPU, one pass
+each way); :func:`clock_sequence` picks the scan for CPU float tensors and the chunked form elsewhere. The
+tests hold them all equal in float64.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["clock_drive", "clock_rates_init", "clock_reference", "clock_sequence", "clock_step"]
+from astrosnn.lm.scan_common import is_cpu_float
+
+__all__ = ["clock_chunked", "clock_drive", "clock_rates_init", "clock_reference", "clock_sequence", "clock_step"]
 
 
 def clock_rates_init(channels: int) -> Tensor:
@@ -64,7 +68,21 @@ def clock_reference(dt: Tensor, u: Tensor, rate: Tensor, clock: Tensor) -> tuple
 def clock_sequence(
     dt: Tensor, u: Tensor, rate: Tensor, clock: Tensor, chunk_size: int = 32
 ) -> tuple[Tensor, Tensor]:
-    """The chunked form of :func:`clock_reference` (same arguments and result, to float rounding)."""
+    """:func:`clock_reference`'s result (to float rounding) by the fastest exact form for the tensors: the
+    numba scan on CPU float32/float64, else :func:`clock_chunked` (``chunk_size`` only matters there)."""
+    if is_cpu_float(dt) and dt.dtype == u.dtype == rate.dtype == clock.dtype:
+        # numba loads only when a CPU sequence needs it
+        from astrosnn.lm.clock_numba import decayed_sum_scan
+
+        return decayed_sum_scan(-rate * dt, dt * u, clock)
+    return clock_chunked(dt, u, rate, clock, chunk_size)
+
+
+def clock_chunked(
+    dt: Tensor, u: Tensor, rate: Tensor, clock: Tensor, chunk_size: int = 32
+) -> tuple[Tensor, Tensor]:
+    """The chunked form of :func:`clock_reference` in plain torch (same arguments and result, to float
+    rounding); any device."""
     B, T, C = dt.shape
     log_decay = -rate * dt  # (B, T, C), <= 0
     drive = dt * u
