@@ -305,3 +305,24 @@ def test_the_command_line_reports_a_bad_model_in_one_line(tmp_path, capsys):
     grid, out, resume, train = cli.build_spec(["--quick", "--out", str(tmp_path)])
     assert grid.steps == 40 and grid.mqar_cells == ((64, 4),) and resume and train
     assert cli.build_spec(["--report-only"])[3] is False
+
+
+def test_the_report_gathers_runs_of_several_folders_into_one_table(tmp_path):
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "lm_tasks_report.py"
+    spec = importlib.util.spec_from_file_location("lm_tasks_report", path)
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    run_task_grid(_micro_spec(lrs=(1e-3,)), tmp_path / "a", log=lambda s: None, plots=False)
+    run_task_grid(_micro_spec(steps=2, lrs=(1e-3,), models=("lstm",)), tmp_path / "b", log=lambda s: None, plots=False)
+    shutil.copy(next((tmp_path / "b" / "runs").glob("*.json")), tmp_path / "a" / "copy.json")  # counted once
+    (tmp_path / "b" / "notes.json").write_text('{"status": "other"}')  # not a run: ignored
+    report.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "r"), "--no-plots"])
+    rows = [line for line in (tmp_path / "r" / "table.md").read_text().splitlines() if line.startswith("| mqar")]
+    assert len(rows) == 3  # lstm at 3 and at 2 steps, transformer at 3
+    assert sum("| lstm |" in r for r in rows) == 2 and any("| 2 x " in r for r in rows)
+    with pytest.raises(SystemExit, match="no finished memory-task runs"):
+        report.main([str(tmp_path / "r"), "--out", str(tmp_path / "r2")])

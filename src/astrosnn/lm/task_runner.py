@@ -415,11 +415,11 @@ def _chosen(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_table(results: list[dict[str, Any]], path: str | Path, spec: GridSpec | None = None) -> str:
-    """``table.md``: accuracy per (task, cell, model, width), mean ± std over seeds, at the chosen lr."""
+    """``table.md``: accuracy per (task, cell, model, width, steps, lr), mean ± std over seeds, at the chosen lr."""
     rows: dict[tuple, list[dict[str, Any]]] = {}
     for r in _chosen(results):
         s = r["settings"]
-        rows.setdefault((s["task"], s["cell"], s["model"], s["width"]), []).append(r)
+        rows.setdefault((s["task"], s["cell"], s["model"], s["width"], s["steps"], s["lr"]), []).append(r)
     order = {t: i for i, t in enumerate(TASKS)}
 
     def cell_key(name: str) -> tuple[int, ...]:
@@ -427,7 +427,7 @@ def write_table(results: list[dict[str, Any]], path: str | Path, spec: GridSpec 
 
     lines = ["| task | cell | model | width | params | lr | seeds | accuracy | chance | steps x batch | wall s/run |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for key in sorted(rows, key=lambda k: (order.get(k[0], 9), cell_key(k[1]), k[3], k[2])):
+    for key in sorted(rows, key=lambda k: (order.get(k[0], 9), cell_key(k[1]), k[3], k[2], k[4], k[5])):
         rs = rows[key]
         s = rs[0]["settings"]
         accs = [r["accuracy"] for r in rs]
