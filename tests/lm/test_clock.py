@@ -10,7 +10,7 @@ from astrosnn.errors import AstrosnnError
 from astrosnn.lm.amsu import AMSU, AMSUConfig
 from astrosnn.lm.clock import clock_chunked, clock_rates_init, clock_reference, clock_sequence
 from astrosnn.lm.clock_numba import decayed_sum_scan
-from astrosnn.lm.decode import fused_unsupported_reason
+from astrosnn.lm.decode import fused_unsupported_reason, make_decoder
 from astrosnn.lm.registry import build_model
 
 B, T, C = 3, 45, 5
@@ -98,7 +98,8 @@ def _clock_layer(**kw) -> AMSU:
     return layer
 
 
-@pytest.mark.parametrize("options", [{}, {"memory": "gated-delta", "phi": "identity"}, {"neuron": "none"}])
+@pytest.mark.parametrize("options", [{}, {"memory": "gated-delta", "phi": "identity"}, {"neuron": "none"},
+                                     {"clock_kind": "oscillator"}])  # fmt: skip
 def test_layer_with_clock_agrees_between_forms_and_in_halves(options):
     layer = _clock_layer(**options)
     x = torch.randn(2, 40, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2
@@ -115,8 +116,9 @@ def test_layer_with_clock_agrees_between_forms_and_in_halves(options):
     assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(end, seq_state))
 
 
-def test_clock_changes_the_keys_and_learns():
-    layer = _clock_layer()
+@pytest.mark.parametrize("kind", ["counter", "oscillator"])
+def test_clock_changes_the_keys_and_learns(kind):
+    layer = _clock_layer(clock_kind=kind)
     x = torch.randn(2, 30, 12, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2
     with_clock, _ = layer(x)
     torch.nn.init.zeros_(layer.clock_kq)
@@ -125,7 +127,8 @@ def test_clock_changes_the_keys_and_learns():
     torch.nn.init.normal_(layer.clock_kq, std=0.5)
     out, _ = layer(x)
     (out * torch.randn_like(out)).sum().backward()
-    for name in ("clock_in.weight", "clock_in.bias", "clock_log_rate", "clock_kq"):
+    names = ("clock_in.weight", "clock_in.bias", "clock_log_rate", "clock_kq") + (("clock_freq",) if kind == "oscillator" else ())
+    for name in names:
         grad = dict(layer.named_parameters())[name].grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
@@ -143,7 +146,10 @@ def test_clock_off_leaves_the_paper_layer_unchanged():
 
 
 @pytest.mark.parametrize(
-    "options, match", [({"clock": -1}, "clock must be >= 0"), ({"clock": 4, "astrocyte": False}, "clock needs")]
+    "options, match",
+    [({"clock": -1}, "clock must be >= 0"), ({"clock": 4, "astrocyte": False}, "clock needs"),
+     ({"clock": 3, "clock_kind": "oscillator"}, "even number of channels"),
+     ({"clock": 4, "clock_kind": "sundial"}, "unknown AM-SU clock_kind 'sundial'")],
 )
 def test_bad_clock_config_raises(options, match):
     with pytest.raises(AstrosnnError, match=match):
@@ -154,3 +160,11 @@ def test_model_with_clock_builds_from_options_and_has_a_fused_decoder():
     model = build_model("astrosnn", vocab_size=20, width=16, layers=2, heads=2, clock=3)
     assert model.config.amsu.clock == 3
     assert fused_unsupported_reason(model) is None  # equality with model.step: tests/lm/test_decode.py
+
+
+def test_oscillator_clock_builds_and_decodes_through_model_step():
+    model = build_model("astrosnn", vocab_size=20, width=16, layers=2, heads=2, clock=4, clock_kind="oscillator")
+    assert model.config.amsu.clock_kind == "oscillator" and model.blocks[0].amsu.clock_freq.shape == (2,)
+    assert fused_unsupported_reason(model) == "the oscillator clock has no fused step"
+    decoder = make_decoder(model.eval())
+    assert not decoder.fused and decoder.fallback_reason == "the oscillator clock has no fused step"

@@ -38,7 +38,8 @@ from torch import Tensor, nn
 from astrosnn.core.surrogate import SURROGATE_NAMES, Surrogate, get_surrogate
 from astrosnn.errors import AstrosnnError
 from astrosnn.lm.base import DEFAULT_SIZE
-from astrosnn.lm.clock import clock_drive, clock_rates_init, clock_sequence, clock_step
+from astrosnn.lm.clock import CLOCK_KINDS, clock_drive, clock_rates_init, clock_sequence, clock_step
+from astrosnn.lm.clock_oscillator import oscillator_init, oscillator_sequence, oscillator_step
 from astrosnn.lm.memory import SOFTPLUS_ONE, memory_names, memory_rule
 from astrosnn.lm.scan import lif_scan, scan_backend_names
 from astrosnn.lm.scan_common import reset_mode
@@ -118,6 +119,8 @@ class AMSUConfig:
             needs the astrocyte).
         clock: channels of the astrocyte clock that feeds keys and queries (0 = none, the paper's layer; see
             :mod:`astrosnn.lm.clock`). Needs the astrocyte.
+        clock_kind: ``counter`` (leaky counters) | ``oscillator`` (``clock / 2`` damped rotations, a phase code
+            of the count; :mod:`astrosnn.lm.clock_oscillator`; ``clock`` even).
     """
 
     width: int = DEFAULT_SIZE.width
@@ -143,6 +146,7 @@ class AMSUConfig:
     memory: str = "hebbian"
     neuron: str = "lif"
     clock: int = 0
+    clock_kind: str = "counter"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -185,6 +189,9 @@ class AMSUConfig:
             raise AstrosnnError(f"AM-SU clock must be >= 0 channels, got {self.clock}")
         if self.clock and not self.astrocyte:
             raise AstrosnnError("AM-SU clock needs the astrocyte (it feeds the memory's keys and queries)")
+        choice("clock_kind", self.clock_kind, CLOCK_KINDS)
+        if self.clock_kind == "oscillator" and self.clock % 2:
+            raise AstrosnnError(f"AM-SU oscillator clock needs an even number of channels (pairs), got {self.clock}")
         if self.surrogate_alpha is not None and not 0 < self.surrogate_alpha < float("inf"):
             raise AstrosnnError(f"AM-SU surrogate_alpha must be a finite number > 0, got {self.surrogate_alpha}")
         if not 0 < self.threshold < float("inf"):  # also refuses NaN
@@ -197,6 +204,11 @@ class AMSUConfig:
     @property
     def reset_mode(self) -> str:
         return reset_mode(self.reset, self.cut_reset_grad)
+
+    @property
+    def clock_steps(self) -> int:
+        """Step sizes the clock reads from each token: one per counter, one per oscillator (channel pair)."""
+        return self.clock // 2 if self.clock_kind == "oscillator" else self.clock
 
     @property
     def shift_taps(self) -> int:
@@ -245,9 +257,10 @@ class AMSUParams(NamedTuple):
     surrogate: Surrogate
     w_gate: Tensor | None = None  # (h * gate_count, d): the memory rule's gate pre-activations
     b_gate: Tensor | None = None  # (h * gate_count,)
-    w_clock: Tensor | None = None  # (2C, d): the clock's step-size and drive pre-activations
-    b_clock: Tensor | None = None  # (2C,)
-    clock_rate: Tensor | None = None  # (C,) A > 0
+    w_clock: Tensor | None = None  # (S + C, d): the clock's S step-size and C drive pre-activations
+    b_clock: Tensor | None = None  # (S + C,)
+    clock_rate: Tensor | None = None  # (S,) A > 0, one per step size (counter or oscillator)
+    clock_freq: Tensor | None = None  # (C / 2,) angular frequencies of the oscillator clock; None for counters
     w_clock_kq: Tensor | None = None  # (2d, C): the clock's key | query contributions
 
 
@@ -306,6 +319,24 @@ def _keys_and_queries(
     return key, query
 
 
+def _clock_advance(
+    x: Tensor, clock: Tensor, params: AMSUParams, config: AMSUConfig
+) -> tuple[Tensor, Tensor]:
+    """The clock over ``x (B, T, d)`` from ``clock (B, C)``: ``(c (B, T, C), last clock)``."""
+    dt, u = clock_drive(x, params.w_clock, params.b_clock, config.clock_steps)
+    if params.clock_freq is None:
+        return clock_sequence(dt, u, params.clock_rate, clock, config.chunk_size)
+    return oscillator_sequence(dt, u, params.clock_rate, params.clock_freq, clock, config.chunk_size)
+
+
+def _clock_tick(x: Tensor, clock: Tensor, params: AMSUParams, config: AMSUConfig) -> Tensor:
+    """One token of the clock: ``x (B, d)``, ``clock (B, C)`` -> the new clock."""
+    dt, u = clock_drive(x, params.w_clock, params.b_clock, config.clock_steps)
+    if params.clock_freq is None:
+        return clock_step(dt, u, params.clock_rate, clock)
+    return oscillator_step(dt, u, params.clock_rate, params.clock_freq, clock)
+
+
 def _gates(x: Tensor, params: AMSUParams, config: AMSUConfig) -> Tensor | None:
     """The memory rule's raw gate pre-activations ``(B, [T,] h, gate_count)``, or None."""
     if params.w_gate is None:
@@ -341,7 +372,7 @@ def amsu_step(
     if config.astrocyte:
         x_shift, shift = _token_shift(x.unsqueeze(1), shift, params.shift)
         if config.clock:
-            clock = clock_step(*clock_drive(x, params.w_clock, params.b_clock), params.clock_rate, clock)
+            clock = _clock_tick(x, clock, params, config)
         k, q = _keys_and_queries(x_shift.squeeze(1), params, config, clock if config.clock else None)
         k, q, v = k.reshape(B, h, dh), q.reshape(B, h, dh), v.reshape(B, h, dh)
         use_den = config.norm == "denominator"
@@ -373,8 +404,7 @@ def amsu_sequence(
         x_shift, shift = _token_shift(x, shift, params.shift)
         clocks = None
         if config.clock:
-            dt, u = clock_drive(x, params.w_clock, params.b_clock)
-            clocks, clock = clock_sequence(dt, u, params.clock_rate, clock, config.chunk_size)
+            clocks, clock = _clock_advance(x, clock, params, config)
         k, q = _keys_and_queries(x_shift, params, config, clocks)
 
         def heads(
@@ -461,12 +491,17 @@ class AMSU(nn.Module):
                 self.gate = nn.Linear(d, h * rule.gate_count)
                 nn.init.zeros_(self.gate.bias)  # beta_t = 1/2, alpha_t = lambda at a zero input
             if config.clock:  # created last too; W_ck = W_cq = 0: at init the layer is the clock-free one
-                C = config.clock
-                self.clock_in = nn.Linear(d, 2 * C)
+                C, S = config.clock, config.clock_steps
+                self.clock_in = nn.Linear(d, S + C)
                 with torch.no_grad():  # dt = softplus(log(e - 1)) = 1 and u = 1 at a zero input: it counts tokens
-                    self.clock_in.bias[:C] = SOFTPLUS_ONE
-                    self.clock_in.bias[C:] = 1.0
-                self.clock_log_rate = nn.Parameter(clock_rates_init(C).log())
+                    self.clock_in.bias[:S] = SOFTPLUS_ONE
+                    self.clock_in.bias[S:] = 1.0
+                if config.clock_kind == "oscillator":
+                    rates, freqs = oscillator_init(S)
+                    self.clock_freq = nn.Parameter(freqs)
+                else:
+                    rates = clock_rates_init(C)
+                self.clock_log_rate = nn.Parameter(rates.log())
                 self.clock_kq = nn.Parameter(torch.zeros(2 * d, C))
 
     @property
@@ -501,6 +536,7 @@ class AMSU(nn.Module):
             w_clock=cast(self.clock_in.weight) if clock else None,
             b_clock=cast(self.clock_in.bias) if clock else None,
             clock_rate=cast(self.clock_log_rate.exp()) if clock else None,
+            clock_freq=cast(self.clock_freq) if hasattr(self, "clock_freq") else None,
             w_clock_kq=cast(self.clock_kq) if clock else None,
         )
 

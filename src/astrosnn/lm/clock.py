@@ -19,6 +19,9 @@ Biological reading: astrocytic calcium integrates the synaptic events it sees, w
 (microdomains to whole-cell waves), and which events count is gated by the input: a slow, input-gated trace that
 reports how much has happened since a salient event, a clock the neurons' memory can be addressed by.
 
+``clock_kind="oscillator"`` replaces the counters by damped rotations that keep count by phase
+(:mod:`astrosnn.lm.clock_oscillator`).
+
 Forms: :func:`clock_step` (one token), :func:`clock_reference` (the readable per-token loop over a sequence),
 :func:`clock_chunked` (torch, any device: within a chunk one masked ``exp`` of log-decay differences, exact
 and stable since every exponent is <= 0) and the numba scan of :mod:`astrosnn.lm.clock_numba` (CPU, one pass
@@ -34,7 +37,10 @@ from torch import Tensor
 
 from astrosnn.lm.scan_common import is_cpu_float
 
-__all__ = ["clock_chunked", "clock_drive", "clock_rates_init", "clock_reference", "clock_sequence", "clock_step"]
+__all__ = ["CLOCK_KINDS", "clock_chunked", "clock_drive", "clock_rates_init", "clock_reference", "clock_sequence", "clock_step"]
+
+
+CLOCK_KINDS = ("counter", "oscillator")  # leaky counters (here) or damped rotations (clock_oscillator)
 
 
 def clock_rates_init(channels: int) -> Tensor:
@@ -44,9 +50,10 @@ def clock_rates_init(channels: int) -> Tensor:
     return torch.logspace(-4, 1, channels, base=2.0)
 
 
-def clock_drive(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
-    """``x (..., d)`` -> step sizes ``dt`` and drive ``u``, each ``(..., C)`` (one matrix product)."""
-    dt_raw, u = F.linear(x, weight, bias).chunk(2, dim=-1)
+def clock_drive(x: Tensor, weight: Tensor, bias: Tensor, steps: int) -> tuple[Tensor, Tensor]:
+    """``x (..., d)`` -> step sizes ``dt (..., steps)`` and drive ``u`` (the other outputs) in one matrix product:
+    ``steps = C`` for the counters, one per oscillator (``C / 2``) for :mod:`astrosnn.lm.clock_oscillator`."""
+    dt_raw, u = F.linear(x, weight, bias).split([steps, weight.shape[0] - steps], dim=-1)
     return F.softplus(dt_raw), u
 
 

@@ -248,6 +248,8 @@ def fused_unsupported_reason(model: nn.Module) -> str | None:
     w = model.embed.weight
     if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64):
         return f"the fused step runs float32/float64 CPU models, got {w.dtype} on {w.device}"
+    if cfg.clock and cfg.clock_kind != "counter":
+        return f"the {cfg.clock_kind} clock has no fused step"
     if model.training and model.config.dropout > 0:
         return "dropout is active (training mode): use model.step"
     return None
