@@ -16,6 +16,8 @@ from pathlib import Path
 
 from astrosnn.lm.task_runner import write_curves, write_table
 
+_NEEDED = ("task", "cell", "model", "width", "steps", "lr", "batch_size", "seed")
+
 
 def collect(folders: list[str]) -> list[dict]:
     results, seen = [], set()
@@ -30,6 +32,11 @@ def collect(folders: list[str]) -> list[dict]:
                 raise SystemExit(f"error: {path} is not readable JSON ({e})") from None
             if not isinstance(r, dict) or r.get("status") != "done" or "settings" not in r:
                 continue  # grid.json, metrics of other jobs, unfinished runs
+            settings = r["settings"]
+            missing = [k for k in _NEEDED if k not in (settings if isinstance(settings, dict) else {})]
+            missing += [k for k in ("accuracy", "chance", "parameters", "wall_time_s") if k not in r]
+            if missing:
+                raise SystemExit(f"error: {path} is a finished run without {', '.join(missing)}")
             key = json.dumps(r["settings"], sort_keys=True)
             if key not in seen:  # the same run copied into two folders counts once
                 seen.add(key)

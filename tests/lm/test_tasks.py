@@ -326,3 +326,9 @@ def test_the_report_gathers_runs_of_several_folders_into_one_table(tmp_path):
     assert sum("| lstm |" in r for r in rows) == 2 and any("| 2 x " in r for r in rows)
     with pytest.raises(SystemExit, match="no finished memory-task runs"):
         report.main([str(tmp_path / "r"), "--out", str(tmp_path / "r2")])
+    (tmp_path / "b" / "broken.json").write_text('{"status": "done", "settings": {"task": "mqar"}}')
+    with pytest.raises(SystemExit, match="broken.json is a finished run without cell, model"):
+        report.main([str(tmp_path / "b"), "--out", str(tmp_path / "r3")])
+    (tmp_path / "b" / "broken.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="broken.json is not readable JSON"):
+        report.main([str(tmp_path / "b"), "--out", str(tmp_path / "r3")])
