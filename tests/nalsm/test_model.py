@@ -107,6 +107,12 @@ def test_time_binned_features_sum_to_the_counts(digits):
     for bad in (0, 251, 2.5, True):
         with pytest.raises(AstrosnnError, match="bins must be an integer"):
             model.transform_binned(va.images[:2], bad)
+    several = model.transform_windows(va.images[:30], [1, 5, 7])  # one phase 2 for all window counts
+    np.testing.assert_array_equal(several[5], binned)
+    np.testing.assert_array_equal(several[1], counts)
+    assert several[7].shape == (30, 7 * 64)
+    with pytest.raises(AstrosnnError, match="at least one"):
+        model.transform_windows(va.images[:2], [])
 
 
 def test_lsm_has_fixed_weights_of_one_magnitude(digits):

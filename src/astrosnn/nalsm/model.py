@@ -329,17 +329,27 @@ class NALSM:
         `phase2_ms` presentation, float32 (samples, bins * neurons), window-major. The same simulation as
         `transform` (same `salt`): summed over the windows they are its counts. Records rasters batch by batch
         (batch x phase2_ms x neurons booleans in memory at a time)."""
+        return self.transform_windows(X, [bins], salt=salt, desc=desc)[bins]
+
+    def transform_windows(self, X: Any, bins: Sequence[int], *, salt: str = "transform",
+                          desc: str = "phase 2") -> dict[int, np.ndarray]:
+        """`transform_binned` for several window counts from one phase 2: {count: (samples, count * neurons)}.
+        Phase 2 is the cost, so a sweep over window counts simulates once."""
         steps = self.config.protocol.phase2_ms
-        if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= steps:
-            raise AstrosnnError(f"bins must be an integer in [1, {steps}] (phase2_ms), got {bins!r}")
+        if not bins:
+            raise AstrosnnError("bins: give at least one window count")
+        for b in bins:
+            if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= steps:
+                raise AstrosnnError(f"bins must be an integer in [1, {steps}] (phase2_ms), got {b!r}")
         n = self.network.n_liquid
-        edges = np.linspace(0, steps, bins + 1).round().astype(int)
-        parts = []
+        edges = {int(b): np.linspace(0, steps, int(b) + 1).round().astype(int) for b in bins}
+        parts: dict[int, list[np.ndarray]] = {b: [] for b in edges}
         for r in self.simulate(X, record=True, salt=salt, desc=desc):
             spikes = r.spikes[:, :, :n].numpy()
-            windows = [spikes[:, a:b].sum(axis=1, dtype=np.float32) for a, b in zip(edges[:-1], edges[1:])]
-            parts.append(np.stack(windows, axis=1).reshape(len(spikes), bins * n))
-        return np.concatenate(parts) if parts else np.zeros((0, bins * n), np.float32)
+            for b, e in edges.items():
+                windows = [spikes[:, a:z].sum(axis=1, dtype=np.float32) for a, z in zip(e[:-1], e[1:])]
+                parts[b].append(np.stack(windows, axis=1).reshape(len(spikes), b * n))
+        return {b: np.concatenate(p) if p else np.zeros((0, b * n), np.float32) for b, p in parts.items()}
 
     def record(self, X: Any, n: int | None = None, *, salt: str = "record"):
         """Full rasters (B, T, N + n_in) and astrocyte traces of `n` evenly spaced samples of X (the paper's
