@@ -111,8 +111,9 @@ def test_time_binned_features_sum_to_the_counts(digits):
     np.testing.assert_array_equal(several[5], binned)
     np.testing.assert_array_equal(several[1], counts)
     assert several[7].shape == (30, 7 * 64)
-    with pytest.raises(AstrosnnError, match="at least one"):
-        model.transform_windows(va.images[:2], [])
+    for bad in ([], 5, "5"):
+        with pytest.raises(AstrosnnError, match="at least one"):
+            model.transform_windows(va.images[:2], bad)
 
 
 def test_lsm_has_fixed_weights_of_one_magnitude(digits):
