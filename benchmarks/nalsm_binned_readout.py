@@ -32,6 +32,14 @@ from astrosnn.runinfo import versions
 SPLITS = tuple(PHASE2_SALTS)
 
 
+def _window_counts(text: str, option: str, empty: bool = False) -> list[int]:
+    """A comma list of window counts; one error line naming the option otherwise."""
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    if (not parts and not empty) or not all(t.isdigit() for t in parts):
+        raise AstrosnnError(f"{option}: give a comma list of window counts, e.g. 1,5,10; got {text!r}")
+    return [int(t) for t in parts]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path)
@@ -45,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
                    "scale, ~7 min per 1,000 features on a core)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
-    try:
+    try:  # options first: a typo is one line before minutes of loading
+        bins = _window_counts(args.bins, "--bins")
+        paper = set(bins) if args.paper_windows is None else set(_window_counts(args.paper_windows, "--paper-windows", empty=True))
+        if not paper <= set(bins):
+            raise AstrosnnError(f"--paper-windows {args.paper_windows!r}: each must be one of --bins {args.bins!r}")
         metrics = json.loads((args.run / "metrics.json").read_text())
         sizes = metrics["sizes"]
         images = metrics["dataset"] != "nmnist"  # N-MNIST's validation comes from the train files: no limits
@@ -55,13 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                        test_limit=sizes["test"] if images else None)  # fmt: skip
         data = load_splits(rc)["splits"]
         model = NALSM.load(args.run, backend=args.backend)
-        bins = [int(b) for b in args.bins.split(",")]
         steps = model.config.protocol.phase2_ms
         if not all(1 <= b <= steps for b in bins):
             raise AstrosnnError(f"--bins: each window count must be in [1, {steps}] (phase2_ms), got {args.bins!r}")
-        paper = set(bins) if args.paper_windows is None else {int(b) for b in args.paper_windows.split(",") if b}
-        if not paper <= set(bins):
-            raise AstrosnnError(f"--paper-windows {args.paper_windows!r}: each must be one of --bins {args.bins!r}")
         fits, transforms = tuple(args.fits.split(",")), tuple(args.transforms.split(","))
         for name, known in [*((f, FITS) for f in fits), *((t, TRANSFORMS) for t in transforms)]:
             if name not in known:  # before the long phase 2, not after

@@ -111,6 +111,11 @@ def test_time_binned_features_sum_to_the_counts(digits):
     np.testing.assert_array_equal(several[5], binned)
     np.testing.assert_array_equal(several[1], counts)
     assert several[7].shape == (30, 7 * 64)
+    # the readable reference: slice sums of the same phase 2's rasters over the 7 windows' edges
+    rasters = torch.cat([r.spikes[:, :, :64] for r in model.simulate(va.images[:30], record=True)]).numpy()
+    edges = np.linspace(0, rasters.shape[1], 8).round().astype(int)
+    reference = np.stack([rasters[:, a:z].sum(axis=1) for a, z in zip(edges[:-1], edges[1:])], axis=1)
+    np.testing.assert_array_equal(several[7], reference.reshape(30, 7 * 64).astype(np.float32))
     for bad in ([], 5, "5"):
         with pytest.raises(AstrosnnError, match="at least one"):
             model.transform_windows(va.images[:2], bad)
