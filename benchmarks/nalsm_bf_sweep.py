@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         with log.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(f"w_astro {w:g}: BF {bf:.3f} ({row['wall_s']} s)", flush=True)
+    # the plot shows every point recorded for this liquid, also those of earlier calls with other --weights
+    liquid = (args.seed, args.preset, args.dataset)
+    rows += [r for r in done.values() if r["w_astro"] not in weights and (r["seed"], r["preset"], r["dataset"]) == liquid]
     _plot(rows, args.out / "bf_vs_w_astro.png", f"{args.preset}, {args.dataset}, seed {args.seed}")
     return 0
 
@@ -78,12 +81,15 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = sorted(rows, key=lambda r: r["w_astro"])
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot([r["w_astro"] for r in rows], [r["branching_factor"] for r in rows], "o-")
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="critical (BF = 1)")
     ax.set_xscale("log")
+    ax.set_xticks([r["w_astro"] for r in rows], [f"{r['w_astro']:g}" for r in rows], rotation=45)  # one tick per point
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("astrocyte weight w_astro")
     ax.set_ylabel("branching factor")
     ax.set_title(title)
