@@ -34,20 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="auto")
     p.add_argument("--out", type=Path, required=True, help="folder: points.jsonl and bf_vs_w_astro.png")
     args = p.parse_args(argv)
+    log = args.out / "points.jsonl"
     try:
         weights = [float(w) for w in args.weights.split(",")]
+        done = recorded_points(log)  # resumable: finished points are kept (checked before the slow data load)
         train = load_images(args.dataset, "train", args.data_dir, download=False)
         test = load_images(args.dataset, "test", args.data_dir, download=False)
     except (AstrosnnError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    log = args.out / "points.jsonl"
-    done = {}
-    if log.is_file():  # resumable: finished points are kept
-        for line in log.read_text().splitlines():
-            row = json.loads(line)
-            done[(row["w_astro"], row["seed"], row["preset"], row["dataset"])] = row
     rows = []
     for w in weights:
         key = (w, args.seed, args.preset, args.dataset)
@@ -74,6 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     rows += [r for r in done.values() if r["w_astro"] not in weights and (r["seed"], r["preset"], r["dataset"]) == liquid]
     _plot(rows, args.out / "bf_vs_w_astro.png", f"{args.preset}, {args.dataset}, seed {args.seed}")
     return 0
+
+
+def recorded_points(log: Path) -> dict[tuple, dict]:
+    """The points of an earlier sweep in `log`, keyed by (w_astro, seed, preset, dataset); none if it is absent."""
+    if not log.is_file():
+        return {}
+    done = {}
+    for number, line in enumerate(log.read_text().splitlines(), start=1):
+        try:
+            row = json.loads(line)
+            done[(float(row["w_astro"]), row["seed"], row["preset"], row["dataset"])] = row
+        except (ValueError, TypeError, KeyError) as err:
+            raise AstrosnnError(f"{log} line {number} is not a sweep point ({type(err).__name__}: {err}); "
+                                "remove that line to resume") from None
+    return done
 
 
 def _plot(rows: list[dict], path: Path, title: str) -> None:
