@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-1}  # e.g. CORE=0,1 THREADS=2 for one run on both cores
 NPROC=${NPROC:-1}  # >1: phase 2 over NPROC torchrun processes (features identical), e.g. CORE=0,1 NPROC=2
 BACKEND=${BACKEND:-}  # e.g. BACKEND=event64: the event-driven engine (3-4x faster; see BENCHMARKS.md)
+ASTRO_W=${ASTRO_W:-}  # e.g. ASTRO_W=0.001: NALSM with that w_astro (full and 8000 stages); runs named *-w<W>
 TRACES=${TRACES:-}  # TRACES=carry: the authors' phase-2 traces (carried across batches); runs named *-carry
 export OMP_NUM_THREADS=$THREADS NUMBA_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 OUT=runs/nalsm-compare
@@ -45,8 +46,8 @@ for stage in $STAGES; do
       for s in 1 2; do for v in nalsm lsm lsm-stdp; do run "digits-$v-s$s" --variant "$v" --seed "$s"; done; done ;;
     mnist-full|fashion-mnist-full)
       for s in ${SEEDS:-0}; do for v in ${VARIANTS:-nalsm lsm lsm-stdp}; do
-        run "$stage-$v-s$s${TRACES:+-$TRACES}" --dataset "${stage%-full}" --data-dir "$DATA" --no-download \
-          --variant "$v" --seed "$s" --save-features ${TRACES:+--phase2-traces "$TRACES"}
+        run "$stage-$v${ASTRO_W:+-w$ASTRO_W}-s$s${TRACES:+-$TRACES}" --dataset "${stage%-full}" --data-dir "$DATA" --no-download \
+          --variant "$v" --seed "$s" --save-features ${TRACES:+--phase2-traces "$TRACES"} ${ASTRO_W:+--astro-weight "$ASTRO_W"}
       done; done ;;
     nmnist)  # the N-MNIST subset present (1,000 train / 100 test files: train 833, validation 167, test 100)
       for s in ${SEEDS:-0}; do for v in ${VARIANTS:-nalsm lsm lsm-stdp}; do
@@ -54,8 +55,9 @@ for stage in $STAGES; do
       done; done ;;
     mnist-full-8000|fashion-mnist-full-8000)  # ~1-2 h each on an idle core: checkpoints every 4 batches; rerunning resumes
       for s in ${SEEDS:-0}; do for v in ${VARIANTS:-nalsm}; do
-        run "${stage%-8000}-${v}8000-s$s${TRACES:+-$TRACES}" --dataset "${stage%-full-8000}" --data-dir "$DATA" \
-          --no-download --preset nalsm8000 --variant "$v" --seed "$s" --checkpoint-every 4 ${TRACES:+--phase2-traces "$TRACES"}
+        run "${stage%-8000}-${v}8000${ASTRO_W:+-w$ASTRO_W}-s$s${TRACES:+-$TRACES}" --dataset "${stage%-full-8000}" --data-dir "$DATA" \
+          --no-download --preset nalsm8000 --variant "$v" --seed "$s" --checkpoint-every 4 ${TRACES:+--phase2-traces "$TRACES"} \
+          ${ASTRO_W:+--astro-weight "$ASTRO_W"}
       done; done ;;
     lsm-sweep)
       for w in 0.4 0.6 1.0 1.2 1.4; do run "digits-lsm-w$w-s0" --variant lsm --lsm-weight "$w" --seed 0; done ;;

@@ -56,16 +56,17 @@ def main() -> None:
               f"| {fmt(m['samples_per_s']['phase2'], '.1f')} |")
     groups: dict[tuple, list[dict]] = {}
     for name, m in rows:
-        if not re.fullmatch(r"(digits|mnist|fashion-mnist|nmnist)(-full)?-(nalsm|lsm|lsm-stdp)(\d+)?-s\d+(-carry)?", name):
+        if not re.fullmatch(r"(digits|mnist|fashion-mnist|nmnist)(-full)?-(nalsm|lsm|lsm-stdp)(\d+)?(-w[\d.]+)?-s\d+(-carry)?", name):
             continue  # sweeps and ablations stay out of the per-variant summary
-        key = (m["dataset"], m["variant"], m["network"]["n_liquid"], m.get("phase2_traces", "reset"))
+        w_astro = m.get("astrocyte_weight") if m["variant"] == "nalsm" else None  # a swept w_astro is its own row
+        key = (m["dataset"], m["variant"], m["network"]["n_liquid"], w_astro or 0.0, m.get("phase2_traces", "reset"))
         groups.setdefault(key, []).append(m)
-    print("\n| dataset | variant | neurons | phase-2 traces | seeds | test acc (mean ± sd) | BF (mean ± sd) |")
-    print("|---|---|---|---|---|---|---|")
-    for (ds, var, n, traces), ms in sorted(groups.items()):
+    print("\n| dataset | variant | neurons | w_astro | phase-2 traces | seeds | test acc (mean ± sd) | BF (mean ± sd) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (ds, var, n, w_astro, traces), ms in sorted(groups.items()):
         acc = [m["test_accuracy"] for m in ms]
         bf = [m["branching_factor"] for m in ms]
-        print(f"| {ds} | {var} | {n} | {traces} | {','.join(str(m['seed']) for m in ms)} "
+        print(f"| {ds} | {var} | {n} | {w_astro or '–'} | {traces} | {','.join(str(m['seed']) for m in ms)} "
               f"| {statistics.mean(acc):.4f} ± {sd(acc):.4f} | {statistics.mean(bf):.3f} ± {sd(bf):.3f} |")
 
 
