@@ -58,8 +58,8 @@ def main() -> None:
     for name, m in rows:
         if not re.fullmatch(r"(digits|mnist|fashion-mnist|nmnist)(-full)?-(nalsm|lsm|lsm-stdp)(\d+)?(-w[\d.]+)?-s\d+(-carry)?", name):
             continue  # sweeps and ablations stay out of the per-variant summary
-        w_astro = m.get("astrocyte_weight") if m["variant"] == "nalsm" else None  # a swept w_astro is its own row
-        key = (m["dataset"], m["variant"], m["network"]["n_liquid"], w_astro or 0.0, m.get("phase2_traces", "reset"))
+        w_astro = m["astrocyte_weight"] if m["variant"] == "nalsm" else 0.0  # a swept w_astro is its own row
+        key = (m["dataset"], m["variant"], m["network"]["n_liquid"], w_astro, m.get("phase2_traces", "reset"))
         groups.setdefault(key, []).append(m)
     print("\n| dataset | variant | neurons | w_astro | phase-2 traces | seeds | test acc (mean ± sd) | BF (mean ± sd) |")
     print("|---|---|---|---|---|---|---|---|")
